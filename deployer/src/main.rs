@@ -1,0 +1,158 @@
+//! `deployer`: IPFS Cluster (Kubo + ipfs-cluster) on Kubernetes behind one hostname.
+//! See deployer/README.md for the commands, exit codes and design.
+
+mod apply;
+mod cluster;
+mod config;
+mod errors;
+mod identity;
+mod install;
+mod render;
+mod status;
+#[cfg(test)]
+mod schema_tests;
+mod template;
+mod values;
+mod wait;
+
+use clap::{Parser, Subcommand};
+use config::Settings;
+use errors::Error;
+use std::path::PathBuf;
+
+const ABOUT: &str = "Puts IPFS Cluster (Kubo + ipfs-cluster) on Kubernetes behind one HTTPS hostname, \
+with Envoy Gateway (or Istio) running the project's three Wasm filters.";
+
+const LONG_ABOUT: &str = "Puts IPFS Cluster (Kubo + ipfs-cluster) on Kubernetes behind one HTTPS hostname, \
+with Envoy Gateway (or Istio) running the project's three Wasm filters.
+
+Every object comes from the templates in manifests/kubernetes/ (usable without this tool).
+
+Start here:
+  deployer render --domain ipfs.example.org            # see every object, no cluster needed
+  deployer up --domain ipfs.example.org --acme-email you@example.org
+  deployer status
+  deployer scale 5
+  deployer down                                        # keeps volumes and the cluster secret
+
+Exit codes: 0 ok, 2 usage, 3 local files, 4 kubeconfig, 5 cluster unreachable, 6 forbidden,
+7 CRD missing, 8 wait timed out, 9 refused by the API server, 10 aborted.";
+
+#[derive(Parser)]
+#[command(name = "deployer", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(flatten)]
+    target: cluster::Target,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every object as YAML (or write one file per object with --out); no cluster needed.
+    ///
+    /// Secrets are freshly generated on each render (`up` keeps the cluster's).
+    Render {
+        /// Write NN-kind-name.yaml files into DIR instead of stdout.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Install or update everything, in order, waiting for each step.
+    ///
+    /// Server-side apply with one field manager: running it again changes nothing, and an
+    /// interrupted run converges when run again.
+    Up {
+        /// Read the Envoy Gateway and cert-manager release manifests from DIR
+        /// (envoy-gateway-<version>.yaml, cert-manager-<version>.yaml) instead of downloading
+        /// them: for clusters without internet access.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        wait: wait::WaitArgs,
+    },
+    /// Pods, peers each cluster peer sees, swarm addresses, certificate, filters, URLs.
+    Status {
+        /// `text` for people, `json` for scripts.
+        #[arg(long, short = 'o', value_enum, default_value = "text")]
+        output: status::Output,
+    },
+    /// Remove what `up` made, in reverse order. Volumes and the cluster secret stay.
+    Down {
+        /// Also delete the namespace with the volumes (all pinned data) and the secrets.
+        /// Asks for the namespace name to be typed, unless --yes-delete-namespace NAME.
+        #[arg(long)]
+        purge: bool,
+        /// Confirms --purge without a prompt (must equal the namespace).
+        #[arg(long, value_name = "NAMESPACE")]
+        yes_delete_namespace: Option<String>,
+        #[command(flatten)]
+        wait: wait::WaitArgs,
+    },
+    /// Set the number of peers: the StatefulSet and the per-pod swarm Services together.
+    Scale {
+        /// New number of peers (1-64).
+        replicas: u32,
+        #[command(flatten)]
+        wait: wait::WaitArgs,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let settings = cli.settings.merged()?;
+    match cli.command {
+        Command::Render { out } => {
+            let (values, mesh) = settings.resolve()?;
+            let replicas = values.req("REPLICAS").parse().expect("checked");
+            let mut generated = identity::Generated::default();
+            generated.ensure(replicas);
+            let filters = render::Filters::load(&settings.filters_dir())?;
+            let objects = render::render(&render::Input {
+                values,
+                mesh,
+                generated: &generated,
+                filters: &filters,
+                announce: Default::default(),
+            })?;
+            match out {
+                Some(dir) => {
+                    let paths = render::write_dir(&objects, &dir)?;
+                    eprintln!("wrote {} objects to {}", paths.len(), dir.display());
+                }
+                None => print!("{}", render::to_yaml(&objects)),
+            }
+            Ok(())
+        }
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Local(format!("cannot start the async runtime: {e}")))?;
+            rt.block_on(async move {
+                let mut cl = cluster::Cluster::connect(&cli.target).await?;
+                match command {
+                    Command::Render { .. } => unreachable!(),
+                    Command::Up { bundle, wait } => apply::up(&mut cl, &settings, bundle.as_deref(), &wait).await,
+                    Command::Status { output } => status::status(&cl, &settings, output).await,
+                    Command::Down { purge, yes_delete_namespace, wait } => {
+                        apply::down(&cl, &settings, purge, yes_delete_namespace, &wait).await
+                    }
+                    Command::Scale { replicas, wait } => apply::scale(&cl, &settings, replicas, &wait).await,
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Templates + values -> the objects, in apply order. No cluster needed.
+
+use crate::errors::Error;
+use crate::identity::Generated;
+use crate::template::{substitute, Mesh, Scope, Step, TEMPLATES};
+use crate::values::Values;
+use base64::Engine as _;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The three filters, by file stem, in chain order.
+pub const FILTERS: [&str; 3] = ["health", "router", "add_response"];
+
+/// The filters' .wasm bytes.
+#[derive(Debug, Clone)]
+pub struct Filters(pub BTreeMap<String, Vec<u8>>);
+
+impl Filters {
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let mut m = BTreeMap::new();
+        for f in FILTERS {
+            let path = dir.join(format!("{f}.wasm"));
+            let bytes = std::fs::read(&path).map_err(|e| {
+                Error::Local(format!(
+                    "cannot read filter {}: {e}\n  hint: build the filters at the repository root with \
+                     `cargo build --release --target wasm32-wasip1`, or pass --filters-dir DIR",
+                    path.display()
+                ))
+            })?;
+            if !bytes.starts_with(b"\0asm") {
+                return Err(Error::Local(format!("{} is not a WebAssembly module", path.display())));
+            }
+            m.insert(f.to_string(), bytes);
+        }
+        Ok(Filters(m))
+    }
+
+    /// Stand-in bytes for commands that apply no filter objects (`scale`, `down`).
+    pub fn placeholder() -> Self {
+        Filters(FILTERS.iter().map(|f| (f.to_string(), b"\0asm\x01\0\0\0".to_vec())).collect())
+    }
+
+    pub fn sha256(&self, name: &str) -> String {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &self.0[name]))
+    }
+}
+
+/// Everything a render needs beyond the values.
+pub struct Input<'a> {
+    pub values: Values,
+    pub mesh: Mesh,
+    pub generated: &'a Generated,
+    pub filters: &'a Filters,
+    /// Pod name -> its public swarm multiaddrs (known once the swarm Services have addresses).
+    pub announce: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub step: Step,
+    pub value: Value,
+}
+
+impl Object {
+    pub fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or_default()
+    }
+    pub fn api_version(&self) -> &str {
+        self.value["apiVersion"].as_str().unwrap_or_default()
+    }
+    pub fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().unwrap_or_default()
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.value["metadata"]["namespace"].as_str()
+    }
+    /// `Kind/name`, for messages.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.kind(), self.name())
+    }
+}
+
+pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
+    let mut values = input.values.clone();
+    let replicas: u32 = values.req("REPLICAS").parse().map_err(|_| Error::Usage("REPLICAS".into()))?;
+    values.set("CLUSTER_SECRET", input.generated.cluster_secret.clone());
+    values.set("PEER_IDENTITIES", input.generated.identities_json().to_string());
+    let announce: BTreeMap<&String, String> =
+        input.announce.iter().map(|(k, v)| (k, Value::from(v.clone()).to_string())).collect();
+    let announce_json = serde_json::to_string(&announce).expect("strings");
+    values.set(
+        "ANNOUNCE_SHA256",
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, announce_json.as_bytes())),
+    );
+    values.set("ANNOUNCE_ADDRESSES", announce_json);
+    for f in FILTERS {
+        values.set(&format!("WASM_SHA256_{}", f.to_uppercase()), input.filters.sha256(f));
+    }
+    for key in ["FILTER_CONFIG_ADD_RESPONSE", "FILTER_CONFIG_HEALTH", "FILTER_CONFIG_ROUTER"] {
+        // Filter configuration is inlined as a YAML flow mapping: it must be a JSON object.
+        match serde_json::from_str::<Value>(values.req(key)) {
+            Ok(Value::Object(_)) => {}
+            _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
+        }
+    }
+    // Kubo's version lives only in KUBO_IMAGE: the `Server` header add_response writes must
+    // name the Kubo that actually runs.
+    if let Some(version) = kubo_version(values.req("KUBO_IMAGE")) {
+        let mut cfg: serde_json::Map<String, Value> =
+            serde_json::from_str(values.req("FILTER_CONFIG_ADD_RESPONSE")).expect("checked above");
+        cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
+        values.set("FILTER_CONFIG_ADD_RESPONSE", Value::Object(cfg).to_string());
+    }
+
+    let mut out = Vec::new();
+    for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.mesh)) {
+        let mut instances = Vec::new();
+        match t.scope {
+            Scope::Once => instances.push(values.clone()),
+            Scope::PerPeer => {
+                for i in 0..replicas {
+                    let mut v = values.clone();
+                    v.set("ORDINAL", i.to_string());
+                    instances.push(v);
+                }
+            }
+            Scope::PerFilter => {
+                for f in FILTERS {
+                    let mut v = values.clone();
+                    v.set("FILTER", f);
+                    v.set("FILTER_DNS", f.replace('_', "-"));
+                    v.set(
+                        "FILTER_BASE64",
+                        base64::engine::general_purpose::STANDARD.encode(&input.filters.0[f]),
+                    );
+                    instances.push(v);
+                }
+            }
+        }
+        for v in instances {
+            let text = substitute(t.path, t.text, &v).map_err(Error::Usage)?;
+            for doc in parse_documents(t.path, &text)? {
+                out.push(Object { step: t.step, value: finish(doc) });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The version in a Kubo image's tag without its `v` (`…/kubo:v0.42.0@sha256:…` -> `0.42.0`);
+/// `None` for a digest-only or non-version tag (the filter then keeps its own default).
+pub fn kubo_version(image: &str) -> Option<String> {
+    let image = image.split('@').next().unwrap_or(image);
+    let (repo, tag) = image.rsplit_once(':')?;
+    if tag.contains('/') || repo.is_empty() {
+        return None; // a registry port, not a tag
+    }
+    let v = tag.strip_prefix('v').unwrap_or(tag);
+    let core = v.split(['-', '+']).next().unwrap_or(v);
+    let parts: Vec<&str> = core.split('.').collect();
+    (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        .then(|| v.to_string())
+}
+
+fn parse_documents(path: &str, text: &str) -> Result<Vec<Value>, Error> {
+    use serde::Deserialize as _;
+    let mut docs = Vec::new();
+    for de in serde_yaml_ng::Deserializer::from_str(text) {
+        let v = Value::deserialize(de)
+            .map_err(|e| Error::Usage(format!("{path}: rendered YAML does not parse: {e}")))?;
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    Ok(docs)
+}
+
+/// Drops null fields (an empty value such as STORAGE_CLASS means "unset") and turns a
+/// Secret's stringData into data, so a re-apply compares equal to what the server stores.
+fn finish(mut v: Value) -> Value {
+    prune_nulls(&mut v);
+    if v["kind"] == "Secret" {
+        if let Some(Value::Object(sd)) = v.as_object_mut().and_then(|o| o.remove("stringData")) {
+            let data: serde_json::Map<String, Value> = sd
+                .into_iter()
+                .map(|(k, s)| {
+                    let s = s.as_str().map(str::to_string).unwrap_or_else(|| s.to_string());
+                    (k, base64::engine::general_purpose::STANDARD.encode(s).into())
+                })
+                .collect();
+            v["data"] = Value::Object(data);
+        }
+    }
+    v
+}
+
+fn prune_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(prune_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
+/// Multi-document YAML of the objects.
+pub fn to_yaml(objects: &[Object]) -> String {
+    let mut s = String::new();
+    for o in objects {
+        s.push_str("---\n");
+        s.push_str(&serde_yaml_ng::to_string(&o.value).expect("JSON values serialize"));
+    }
+    s
+}
+
+/// One file per object: `NN-kind-name.yaml`, NN the apply order.
+pub fn write_dir(objects: &[Object], dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Local(format!("cannot create {}: {e}", dir.display())))?;
+    let mut paths = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        let path = dir.join(format!("{:02}-{}-{}.yaml", i, o.kind().to_lowercase(), o.name()));
+        std::fs::write(&path, serde_yaml_ng::to_string(&o.value).expect("JSON values serialize"))
+            .map_err(|e| Error::Local(format!("cannot write {}: {e}", path.display())))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    /// Small stand-in modules: the real filters are built by another crate for wasm32.
+    pub fn fake_filters() -> Filters {
+        Filters(FILTERS.iter().map(|f| (f.to_string(), format!("\0asm\x01\0\0\0{f}").into_bytes())).collect())
+    }
+
+    pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
+        let settings = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() };
+        let (values, mesh) = settings.resolve().unwrap();
+        let mut generated = Generated::default();
+        generated.ensure(replicas);
+        let filters = fake_filters();
+        render(&Input { values, mesh, generated: &generated, filters: &filters, announce: BTreeMap::new() })
+            .unwrap()
+    }
+
+    fn find<'a>(objs: &'a [Object], kind: &str, name: &str) -> &'a Value {
+        &objs.iter().find(|o| o.kind() == kind && o.name() == name).unwrap_or_else(|| panic!("{kind}/{name}")).value
+    }
+
+    #[test]
+    fn one_swarm_service_per_pod_selected_by_pod_name() {
+        let objs = sample(Mesh::EnvoyGateway, 4);
+        let swarm: Vec<_> = objs.iter().filter(|o| o.name().starts_with("ipfs-cluster-swarm-")).collect();
+        assert_eq!(swarm.len(), 4);
+        let s = &swarm[3].value;
+        assert_eq!(s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
+        assert_eq!(s["spec"]["type"], "LoadBalancer");
+        let protos: Vec<_> = s["spec"]["ports"].as_array().unwrap().iter().map(|p| p["protocol"].clone()).collect();
+        assert_eq!(protos, ["TCP", "UDP"]);
+    }
+
+    #[test]
+    fn headless_service_publishes_not_ready_peers() {
+        let objs = sample(Mesh::EnvoyGateway, 3);
+        let s = find(&objs, "Service", "ipfs-cluster-peers");
+        assert_eq!(s["spec"]["clusterIP"], "None");
+        assert_eq!(s["spec"]["publishNotReadyAddresses"], true);
+        let sts = find(&objs, "StatefulSet", "ipfs-cluster");
+        assert_eq!(sts["spec"]["serviceName"], "ipfs-cluster-peers");
+        assert_eq!(sts["spec"]["replicas"], 3);
+        assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
+    }
+
+    #[test]
+    fn empty_storage_class_is_left_out() {
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let sts = find(&objs, "StatefulSet", "ipfs-cluster");
+        for t in sts["spec"]["volumeClaimTemplates"].as_array().unwrap() {
+            assert!(t["spec"].get("storageClassName").is_none());
+        }
+    }
+
+    #[test]
+    fn secrets_are_data_with_every_identity() {
+        let objs = sample(Mesh::EnvoyGateway, 3);
+        let s = find(&objs, "Secret", "ipfs-cluster-identities");
+        assert!(s.get("stringData").is_none());
+        let keys: Vec<_> = s["data"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        let cs = find(&objs, "Secret", "ipfs-cluster-cluster-secret");
+        let raw = base64::engine::general_purpose::STANDARD.decode(cs["data"]["cluster-secret"].as_str().unwrap()).unwrap();
+        assert_eq!(raw.len(), 64);
+    }
+
+    #[test]
+    fn filters_are_pinned_by_sha256_and_served_in_cluster() {
+        let filters = fake_filters();
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
+        let wasm = p["spec"]["wasm"].as_array().unwrap();
+        let names: Vec<_> = wasm.iter().map(|w| w["rootID"].as_str().unwrap()).collect();
+        assert_eq!(names, FILTERS);
+        for w in wasm {
+            let root = w["rootID"].as_str().unwrap();
+            assert_eq!(w["code"]["http"]["sha256"], filters.sha256(root));
+            assert_eq!(
+                w["code"]["http"]["url"],
+                format!("http://ipfs-cluster-filters.ipfs-cluster.svc.cluster.local/{root}.wasm")
+            );
+        }
+        let cm = find(&objs, "ConfigMap", "ipfs-cluster-wasm-add-response");
+        let b = cm["binaryData"]["add_response.wasm"].as_str().unwrap();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(b).unwrap(), filters.0["add_response"]);
+    }
+
+    #[test]
+    fn istio_mode_has_wasm_plugins_and_no_envoy_gateway_objects() {
+        let objs = sample(Mesh::Istio, 2);
+        let kinds: Vec<_> = objs.iter().map(|o| o.kind()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "WasmPlugin").count(), 3);
+        for k in ["EnvoyExtensionPolicy", "ClientTrafficPolicy", "BackendTrafficPolicy", "GatewayClass"] {
+            assert!(!kinds.contains(&k), "{k} in istio mode");
+        }
+        assert_eq!(find(&objs, "Gateway", "ipfs-cluster")["spec"]["gatewayClassName"], "istio");
+    }
+
+    #[test]
+    fn routes_follow_the_router_header_to_each_backend() {
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let mut seen = BTreeMap::new();
+        for o in objs.iter().filter(|o| o.kind() == "HTTPRoute") {
+            for rule in o.value["spec"]["rules"].as_array().unwrap() {
+                for m in rule["matches"].as_array().into_iter().flatten() {
+                    for h in m["headers"].as_array().into_iter().flatten() {
+                        assert_eq!(h["name"], "x-ipfs-edge-backend");
+                        let port = rule["backendRefs"][0]["port"].as_u64().unwrap();
+                        seen.insert(h["value"].as_str().unwrap().to_string(), port);
+                    }
+                }
+            }
+        }
+        let want: BTreeMap<String, u64> =
+            [("gateway", 8080), ("proxy", 9095), ("kubo", 5001), ("rest", 9094), ("health", 8080)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn adds_have_no_request_timeout() {
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let rpc = find(&objs, "HTTPRoute", "ipfs-cluster-rpc");
+        let add_rules: Vec<_> = rpc["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["matches"][0]["path"]["value"] == "/api/v0/add")
+            .collect();
+        assert_eq!(add_rules.len(), 2);
+        for r in add_rules {
+            assert_eq!(r["timeouts"]["request"], "0s");
+        }
+    }
+
+    #[test]
+    fn announce_addresses_change_the_pod_template() {
+        let settings = Settings::default();
+        let (values, mesh) = settings.resolve().unwrap();
+        let mut g = Generated::default();
+        g.ensure(3);
+        let f = fake_filters();
+        let a = render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap();
+        let announce = BTreeMap::from([("ipfs-cluster-0".to_string(), vec!["/ip4/203.0.113.7/tcp/4001".to_string()])]);
+        let b = render(&Input { values, mesh, generated: &g, filters: &f, announce }).unwrap();
+        let ann = |o: &[Object]| find(o, "StatefulSet", "ipfs-cluster")["spec"]["template"]["metadata"]["annotations"].clone();
+        assert_ne!(ann(&a), ann(&b));
+        let cm = find(&b, "ConfigMap", "ipfs-cluster-announce");
+        assert_eq!(cm["data"]["ipfs-cluster-0"], "[\"/ip4/203.0.113.7/tcp/4001\"]");
+    }
+
+    #[test]
+    fn add_response_server_header_follows_the_kubo_image() {
+        assert_eq!(kubo_version("docker.io/ipfs/kubo:v0.42.0").as_deref(), Some("0.42.0"));
+        assert_eq!(kubo_version("reg:5000/ipfs/kubo:v0.43.0-rc1@sha256:ab").as_deref(), Some("0.43.0-rc1"));
+        assert_eq!(kubo_version("reg:5000/ipfs/kubo"), None);
+        assert_eq!(kubo_version("ipfs/kubo:latest"), None);
+        // The default image is the latest Kubo, the add_response filter's DEFAULT_SERVER.
+        assert_eq!(crate::values::Values::defaults().req("KUBO_IMAGE"), "docker.io/ipfs/kubo:v0.42.0");
+        for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
+            let objs = sample(mesh, 1);
+            let cfg = match mesh {
+                Mesh::EnvoyGateway => find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters")["spec"]["wasm"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|w| w["rootID"] == "add_response")
+                    .unwrap()["config"]
+                    .clone(),
+                Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-add-response")["spec"]["pluginConfig"].clone(),
+            };
+            assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0"}), "{}", mesh.as_str());
+        }
+        let (mut values, mesh) = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.resolve().unwrap();
+        values.set("FILTER_CONFIG_ADD_RESPONSE", r#"{"max_line_bytes":1024}"#);
+        let mut g = Generated::default();
+        g.ensure(1);
+        let objs = render(&Input { values, mesh, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
+        let w = p["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "add_response").unwrap().clone();
+        assert_eq!(w["config"], serde_json::json!({"max_line_bytes": 1024, "server": "kubo/0.41.1"}));
+    }
+
+    #[test]
+    fn rendering_is_deterministic_for_the_same_inputs() {
+        let (values, mesh) = Settings::default().resolve().unwrap();
+        let mut g = Generated::default();
+        g.ensure(3);
+        let f = fake_filters();
+        let r = || to_yaml(&render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap());
+        assert_eq!(r(), r());
+    }
+}

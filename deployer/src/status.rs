@@ -1,0 +1,169 @@
+//! `status` and the end-of-`up` summary: what runs, what each peer sees, what is pending.
+
+use crate::apply::swarm_addresses;
+use crate::cluster::Cluster;
+use crate::config::Settings;
+use crate::errors::Error;
+use crate::template::Mesh;
+use crate::values::Values;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::ApiResource;
+use kube::core::GroupVersionKind;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub namespace: String,
+    pub urls: BTreeMap<String, String>,
+    pub pods: Vec<PodReport>,
+    pub swarm: BTreeMap<String, Vec<String>>,
+    pub gateway_addresses: Vec<String>,
+    pub certificate_ready: Option<bool>,
+    pub filters_attached: Option<bool>,
+    pub pending: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PodReport {
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    /// Other cluster peers this peer sees (its REST /id `cluster_peers`, minus itself).
+    pub peers_seen: Option<usize>,
+}
+
+pub async fn report(cl: &Cluster, v: &Values, mesh: Mesh) -> Result<Report, Error> {
+    let ns = v.req("NAMESPACE").to_string();
+    let name = v.req("NAME");
+    let domain = v.req("DOMAIN");
+    let replicas: usize = v.req("REPLICAS").parse().unwrap_or(0);
+    let mut pending = Vec::new();
+    let pods: Api<Pod> = Api::namespaced(cl.client.clone(), &ns);
+    let lp = ListParams::default().labels(&format!("app.kubernetes.io/name=ipfs-cluster,app.kubernetes.io/instance={name}"));
+    let list = pods.list(&lp).await.map_err(|e| Error::Rejected { what: "listing pods".into(), message: e.to_string() })?;
+    let mut pod_reports = Vec::new();
+    for p in list {
+        let pname = p.metadata.name.clone().unwrap_or_default();
+        let st = p.status.unwrap_or_default();
+        let ready = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let peers_seen = if ready { peers_seen(cl, &ns, &pname, v.port("PORT_CLUSTER_REST")).await } else { None };
+        pod_reports.push(PodReport { name: pname, phase: st.phase.unwrap_or_default(), ready, peers_seen });
+    }
+    let ready = pod_reports.iter().filter(|p| p.ready).count();
+    if ready < replicas {
+        pending.push(format!("{ready}/{replicas} peers ready"));
+    }
+    let swarm = swarm_addresses(cl, v).await?;
+    if swarm.len() < replicas && v.req("SWARM_SERVICE_TYPE") == "LoadBalancer" {
+        pending.push(format!("{} of {replicas} swarm Services have no public address yet", replicas - swarm.len()));
+    }
+    let gw = get_dynamic(cl, "gateway.networking.k8s.io", "v1", "Gateway", &ns, name).await;
+    let gateway_addresses: Vec<String> = gw
+        .as_ref()
+        .and_then(|g| g.data["status"]["addresses"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a["value"].as_str().map(str::to_string))
+        .collect();
+    if gateway_addresses.is_empty() {
+        pending.push(format!("the Gateway has no address yet: then point DNS for {domain} at it"));
+    }
+    let cert = get_dynamic(cl, "cert-manager.io", "v1", "Certificate", &ns, &format!("{name}-tls")).await;
+    let certificate_ready = cert.map(|c| condition_true(&c.data["status"]["conditions"], "Ready"));
+    if certificate_ready != Some(true) {
+        pending.push(format!("the certificate for {domain} is not issued yet"));
+    }
+    let filters_attached = match mesh {
+        Mesh::EnvoyGateway => get_dynamic(cl, "gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", &ns, &format!("{name}-filters"))
+            .await
+            .map(|p| {
+                p.data["status"]["ancestors"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|x| condition_true(&x["conditions"], "Accepted")))
+            }),
+        // WasmPlugin has no status: present means handed to Istio.
+        Mesh::Istio => get_dynamic(cl, "extensions.istio.io", "v1alpha1", "WasmPlugin", &ns, &format!("{name}-router")).await.map(|_| true),
+    };
+    if filters_attached != Some(true) {
+        pending.push("the filters are not attached (accepted) yet".into());
+    }
+    let base = format!("https://{domain}");
+    let urls = BTreeMap::from([
+        ("gateway".to_string(), format!("{base}/ipfs/<cid>")),
+        ("rpc".to_string(), format!("{base}/api/v0/")),
+        ("rest".to_string(), format!("{base}/id")),
+    ]);
+    Ok(Report { namespace: ns, urls, pods: pod_reports, swarm, gateway_addresses, certificate_ready, filters_attached, pending })
+}
+
+fn condition_true(conds: &serde_json::Value, ty: &str) -> bool {
+    conds.as_array().is_some_and(|c| c.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+}
+
+async fn get_dynamic(cl: &Cluster, group: &str, version: &str, kind: &str, ns: &str, name: &str) -> Option<DynamicObject> {
+    let (ar, _): (ApiResource, _) = cl.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(cl.client.clone(), ns, &ar);
+    api.get_opt(name).await.ok().flatten()
+}
+
+/// Through the API server's pod proxy: no port-forward, no exec.
+async fn peers_seen(cl: &Cluster, ns: &str, pod: &str, port: u16) -> Option<usize> {
+    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/id")).body(Vec::new()).ok()?;
+    let text = cl.client.request_text(req).await.ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v["cluster_peers"].as_array()?.len().saturating_sub(1))
+}
+
+pub async fn summary(cl: &Cluster, v: &Values, mesh: Mesh) -> Result<(), Error> {
+    let r = report(cl, v, mesh).await?;
+    print_text(&r);
+    Ok(())
+}
+
+fn print_text(r: &Report) {
+    println!("namespace {}", r.namespace);
+    for p in &r.pods {
+        let peers = p.peers_seen.map(|n| format!(", sees {n} other peers")).unwrap_or_default();
+        println!("  pod {} {}{}{}", p.name, p.phase, if p.ready { " ready" } else { " not ready" }, peers);
+    }
+    for (pod, addrs) in &r.swarm {
+        println!("  swarm {pod}: {}", addrs.join(" "));
+    }
+    if !r.gateway_addresses.is_empty() {
+        println!("  gateway address: {}", r.gateway_addresses.join(" "));
+    }
+    println!("URLs:");
+    for (k, u) in &r.urls {
+        println!("  {k:8} {u}");
+    }
+    if r.pending.is_empty() {
+        println!("nothing pending");
+    } else {
+        println!("pending:");
+        for p in &r.pending {
+            println!("  - {p}");
+        }
+    }
+}
+
+pub async fn status(cl: &Cluster, settings: &Settings, output: Output) -> Result<(), Error> {
+    let (mut v, mesh) = settings.resolve()?;
+    let state = crate::apply::read_state(cl, &v).await?;
+    if let (None, Some(r)) = (settings.replicas, state.replicas) {
+        v.set("REPLICAS", r.to_string());
+    }
+    let r = report(cl, &v, mesh).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&r).expect("serializable")),
+        Output::Text => print_text(&r),
+    }
+    Ok(())
+}

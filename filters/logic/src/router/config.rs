@@ -1,0 +1,173 @@
+//! Router plugin configuration: JSON in, a checked [`Policy`] out.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::auth::Credentials;
+use super::tables::{PRESET_FIELD_NOTES, PRESET_READ_ONLY, PROXY_COMMANDS, REST_ROUTES};
+
+/// Who may use a command or route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Only with a configured bearer token or Basic user.
+    Credential,
+    /// Nobody (403).
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Reads public, cluster writes with a credential.
+    #[default]
+    ReadOnly,
+    /// The field notes' public set (add, block, get, dag/put, object/*).
+    FieldNotes,
+    /// Nothing: only the `rpc` entries.
+    None,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    #[serde(default)]
+    bearer_tokens: Vec<String>,
+    #[serde(default)]
+    basic: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    preset: Preset,
+    #[serde(default)]
+    rpc: BTreeMap<String, Access>,
+    #[serde(default)]
+    rest: BTreeMap<String, Access>,
+    gateway: Option<Access>,
+    kubo_direct: Option<bool>,
+    health_paths: Option<Vec<String>>,
+    #[serde(default)]
+    credentials: RawCredentials,
+    #[serde(default)]
+    forward_authorization: bool,
+}
+
+/// The checked router policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// RPC command (`pin/add`) -> access; absent means 403.
+    pub rpc: BTreeMap<String, Access>,
+    /// Index into REST_ROUTES -> access.
+    pub rest: Vec<Access>,
+    pub gateway: Access,
+    /// Send commands the cluster proxy does not intercept straight to Kubo.
+    pub kubo_direct: bool,
+    /// Decoded canonical paths (`/`, `/healthz`) marked `health`.
+    pub health_paths: Vec<String>,
+    pub credentials: Credentials,
+    pub forward_authorization: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::from_json(b"").expect("the empty configuration is valid")
+    }
+}
+
+impl Policy {
+    /// Parses the plugin configuration. Empty input (or only whitespace)
+    /// gives the defaults. Errors name the offending key.
+    pub fn from_json(input: &[u8]) -> Result<Policy, String> {
+        let raw: RawConfig = if input.iter().all(|b| b.is_ascii_whitespace()) {
+            RawConfig::default()
+        } else {
+            let de = &mut serde_json::Deserializer::from_slice(input);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." || path.is_empty() {
+                    format!("router configuration: {}", e.inner())
+                } else {
+                    format!("router configuration key `{}`: {}", path, e.inner())
+                }
+            })?
+        };
+
+        let mut rpc: BTreeMap<String, Access> = BTreeMap::new();
+        let preset: &[(&str, Access)] = match raw.preset {
+            Preset::ReadOnly => PRESET_READ_ONLY,
+            Preset::FieldNotes => PRESET_FIELD_NOTES,
+            Preset::None => &[],
+        };
+        for (cmd, access) in preset {
+            rpc.insert((*cmd).to_string(), *access);
+        }
+        for (cmd, access) in raw.rpc {
+            if !valid_command_name(&cmd) {
+                return Err(format!(
+                    "router configuration key `rpc.{cmd}`: command names are lowercase words separated by '/', e.g. \"pin/add\""
+                ));
+            }
+            rpc.insert(cmd, access);
+        }
+        // Deny entries need no storage: absence is refusal.
+        rpc.retain(|_, a| *a != Access::Deny);
+
+        let mut rest: Vec<Access> = REST_ROUTES.iter().map(|r| r.default).collect();
+        for (key, access) in raw.rest {
+            match REST_ROUTES.iter().position(|r| r.key == key) {
+                Some(i) => rest[i] = access,
+                None => {
+                    return Err(format!(
+                        "router configuration key `rest.{key}`: not a route of the ipfs-cluster v1.1.6 REST API; use one of: {}",
+                        REST_ROUTES.iter().map(|r| r.key).collect::<Vec<_>>().join(", ")
+                    ))
+                }
+            }
+        }
+
+        let health_paths = raw.health_paths.unwrap_or_else(|| vec!["/".to_string()]);
+        for (i, p) in health_paths.iter().enumerate() {
+            let ok = p.starts_with('/')
+                && (p == "/" || !p.ends_with('/'))
+                && !p.contains("//")
+                && !p.contains(['?', '%', '#', '\\'])
+                && !p.split('/').any(|s| s == "." || s == "..");
+            if !ok {
+                return Err(format!(
+                    "router configuration key `health_paths[{i}]`: {p:?} must be a plain absolute path like \"/\" or \"/healthz\""
+                ));
+            }
+        }
+
+        let credentials = Credentials::new(raw.credentials.bearer_tokens, raw.credentials.basic)
+            .map_err(|(key, msg)| format!("router configuration key `credentials.{key}`: {msg}"))?;
+
+        Ok(Policy {
+            rpc,
+            rest,
+            gateway: raw.gateway.unwrap_or(Access::Public),
+            kubo_direct: raw.kubo_direct.unwrap_or(true),
+            health_paths,
+            credentials,
+            forward_authorization: raw.forward_authorization,
+        })
+    }
+
+    /// Whether `cmd` is sent to the cluster proxy (else Kubo).
+    pub fn via_proxy(&self, cmd: &str) -> bool {
+        !self.kubo_direct || PROXY_COMMANDS.contains(&cmd)
+    }
+}
+
+fn valid_command_name(cmd: &str) -> bool {
+    !cmd.is_empty()
+        && cmd.split('/').all(|w| {
+            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}

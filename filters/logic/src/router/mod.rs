@@ -1,0 +1,438 @@
+//! Request classification and guarding (issue 3).
+//!
+//! [`classify`] maps a request (method, raw `:path`, headers) to a
+//! [`Decision`]: a backend to mark in `x-ipfs-edge-backend`, or a refusal
+//! carrying Kubo's error JSON. Default deny: only what the policy lists
+//! reaches a backend.
+
+pub mod auth;
+pub mod config;
+pub mod tables;
+pub mod target;
+pub mod wire;
+
+pub use auth::{AuthResult, Credentials};
+pub use config::{Access, Policy};
+pub use target::{parse_target, Target};
+
+use tables::{Seg, CID_ARG_COMMANDS, REST_ROUTES};
+
+/// The request header carrying the decision to Envoy's route table.
+pub const BACKEND_HEADER: &str = "x-ipfs-edge-backend";
+
+/// Method-override headers. No backend here honours them, but a proxy or
+/// framework added later might: a request carrying one is refused.
+pub const METHOD_OVERRIDE_HEADERS: &[&str] =
+    &["x-http-method-override", "x-http-method", "x-method-override"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Gateway,
+    Proxy,
+    Kubo,
+    Rest,
+    Health,
+}
+
+impl Backend {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Backend::Gateway => "gateway",
+            Backend::Proxy => "proxy",
+            Backend::Kubo => "kubo",
+            Backend::Rest => "rest",
+            Backend::Health => "health",
+        }
+    }
+
+    pub fn from_header_value(v: &str) -> Option<Backend> {
+        Some(match v {
+            "gateway" => Backend::Gateway,
+            "proxy" => Backend::Proxy,
+            "kubo" => Backend::Kubo,
+            "rest" => Backend::Rest,
+            "health" => Backend::Health,
+            _ => return None,
+        })
+    }
+}
+
+/// A refusal sent from the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+    /// `Allow` header value for 405.
+    pub allow: Option<&'static str>,
+    /// Whether to send a `WWW-Authenticate` challenge (401).
+    pub challenge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Route {
+        backend: Backend,
+        /// Remove `Authorization` before forwarding (it was for the edge).
+        strip_authorization: bool,
+    },
+    Refuse(Refusal),
+}
+
+impl Decision {
+    pub fn backend(&self) -> Option<Backend> {
+        match self {
+            Decision::Route { backend, .. } => Some(*backend),
+            Decision::Refuse(_) => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Decision::Route { .. } => None,
+            Decision::Refuse(r) => Some(r.status),
+        }
+    }
+}
+
+/// What the router reads of a request. Header names are lowercase (as Envoy
+/// gives them); values are bytes because HTTP allows non-UTF-8 ones.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a [u8],
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+impl Request<'_> {
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+            .collect()
+    }
+}
+
+const ALLOW_RPC: &str = "OPTIONS, POST";
+const ALLOW_GATEWAY: &str = "GET, HEAD, OPTIONS";
+const ALLOW_HEALTH: &str = "GET, HEAD";
+
+fn refuse(status: u16, message: impl Into<String>) -> Decision {
+    Decision::Refuse(Refusal {
+        status,
+        message: message.into(),
+        allow: None,
+        challenge: false,
+    })
+}
+
+fn method_not_allowed(allow: &'static str) -> Decision {
+    Decision::Refuse(Refusal {
+        status: 405,
+        message: "405 - Method Not Allowed".into(),
+        allow: Some(allow),
+        challenge: false,
+    })
+}
+
+/// Classifies one request under `policy`.
+pub fn classify(policy: &Policy, req: &Request<'_>) -> Decision {
+    // Methods are case-sensitive tokens (RFC 9110); `get` is not GET, and
+    // only upper-case methods are ever routed.
+    let method = req.method;
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return refuse(400, "invalid method");
+    }
+    for h in METHOD_OVERRIDE_HEADERS {
+        if !req.header_values(h).is_empty() {
+            return refuse(400, format!("{h} is not accepted"));
+        }
+    }
+    let target = match parse_target(req.path) {
+        Ok(t) => t,
+        Err(msg) => return refuse(400, msg),
+    };
+    let segs: Vec<&str> = target.segments.iter().map(String::as_str).collect();
+    let canonical = target.canonical_path();
+
+    if policy.health_paths.contains(&canonical) {
+        return match method {
+            "GET" | "HEAD" => route(policy, Backend::Health),
+            _ => method_not_allowed(ALLOW_HEALTH),
+        };
+    }
+
+    match segs.as_slice() {
+        ["api", "v0", cmd @ ..] => classify_rpc(policy, req, method, cmd, &target),
+        // POST /ipfs/gc is the cluster's RepoGC; a read of it is the gateway,
+        // which refuses "gc" as a CID.
+        ["ipfs", "gc"] if !matches!(method, "GET" | "HEAD") => {
+            classify_rest(policy, req, method, &segs)
+        }
+        ["ipfs" | "ipns", ..] => classify_gateway(policy, req, method, &segs),
+        _ => classify_rest(policy, req, method, &segs),
+    }
+}
+
+fn route(policy: &Policy, backend: Backend) -> Decision {
+    Decision::Route {
+        backend,
+        strip_authorization: !policy.forward_authorization,
+    }
+}
+
+/// Applies `access` for a request otherwise bound for `backend`.
+fn gate(policy: &Policy, req: &Request<'_>, access: config::Access, backend: Backend) -> Decision {
+    match access {
+        Access::Public => route(policy, backend),
+        Access::Deny => refuse(403, "403 - Forbidden: not allowed at this endpoint"),
+        Access::Credential => {
+            let values = req.header_values("authorization");
+            match policy.credentials.check(&values) {
+                AuthResult::Valid => route(policy, backend),
+                AuthResult::Missing => Decision::Refuse(Refusal {
+                    status: 401,
+                    message: "401 - Unauthorized: credentials required".into(),
+                    allow: None,
+                    challenge: true,
+                }),
+                AuthResult::Invalid => Decision::Refuse(Refusal {
+                    status: 401,
+                    message: "401 - Unauthorized: invalid credentials".into(),
+                    allow: None,
+                    challenge: true,
+                }),
+            }
+        }
+    }
+}
+
+fn classify_rpc(
+    policy: &Policy,
+    req: &Request<'_>,
+    method: &str,
+    cmd: &[&str],
+    target: &Target,
+) -> Decision {
+    // Kubo reads the last path element as an argument when it is not a
+    // subcommand (`/api/v0/cat/<cid>`). Taking it as one only when it is a
+    // CID keeps `/api/v0/version/deps` from passing as `version`: no Kubo
+    // subcommand is named like a CID.
+    let full = cmd.join("/");
+    let (name, path_arg) = match policy.rpc.get(&full) {
+        Some(_) => (full, None),
+        None => match cmd.split_last() {
+            Some((last, head)) if !head.is_empty() && is_cid(last) => (head.join("/"), Some(*last)),
+            _ => (full, None),
+        },
+    };
+    let Some(&access) = policy.rpc.get(&name) else {
+        return refuse(403, format!("403 - Forbidden: command {name:?} is not allowed at this endpoint"));
+    };
+    let backend = if policy.via_proxy(&name) {
+        Backend::Proxy
+    } else {
+        Backend::Kubo
+    };
+    match method {
+        // A CORS preflight carries no credentials; the backend answers it.
+        "OPTIONS" => return route(policy, backend),
+        "POST" => {}
+        _ => return method_not_allowed(ALLOW_RPC),
+    }
+    let decision = gate(policy, req, access, backend);
+    if decision.backend().is_none() {
+        return decision;
+    }
+    if CID_ARG_COMMANDS.contains(&name.as_str()) {
+        for arg in path_arg.into_iter().chain(target.query_values("arg")) {
+            if let Err(msg) = check_content_path(arg) {
+                return refuse(400, msg);
+            }
+        }
+    }
+    decision
+}
+
+fn classify_gateway(policy: &Policy, req: &Request<'_>, method: &str, segs: &[&str]) -> Decision {
+    if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return method_not_allowed(ALLOW_GATEWAY);
+    }
+    let decision = gate(policy, req, policy.gateway, Backend::Gateway);
+    if decision.backend().is_none() {
+        return decision;
+    }
+    let Some(root) = segs.get(1) else {
+        return refuse(400, format!("missing root after /{}/", segs[0]));
+    };
+    let ok = if segs[0] == "ipfs" {
+        is_cid(root)
+    } else {
+        is_ipns_name(root)
+    };
+    if !ok {
+        let what = if segs[0] == "ipfs" { "CID" } else { "IPNS name" };
+        return refuse(400, format!("invalid {what} {root:?}"));
+    }
+    decision
+}
+
+fn classify_rest(policy: &Policy, req: &Request<'_>, method: &str, segs: &[&str]) -> Decision {
+    let shaped: Vec<usize> = REST_ROUTES
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| shape_matches(r.pattern, segs))
+        .map(|(i, _)| i)
+        .collect();
+    if shaped.is_empty() {
+        return refuse(404, "404 page not found");
+    }
+    if method == "OPTIONS" {
+        return route(policy, Backend::Rest);
+    }
+    // First match in registration order, as gorilla/mux picks it.
+    let Some(&i) = shaped.iter().find(|&&i| REST_ROUTES[i].method == method) else {
+        return method_not_allowed(allow_for(&shaped));
+    };
+    let r = &REST_ROUTES[i];
+    let decision = gate(policy, req, policy.rest[i], Backend::Rest);
+    if decision.backend().is_none() {
+        return decision;
+    }
+    for (seg, value) in r.pattern.iter().zip(segs.iter()) {
+        match seg {
+            Seg::Cid if !is_cid(value) => return refuse(400, format!("invalid CID {value:?}")),
+            Seg::KeyTypeRest => {
+                let rest = &segs[r.pattern.len() - 1..];
+                let p = format!("/{}", rest.join("/"));
+                if let Err(msg) = check_content_path(&p) {
+                    return refuse(400, msg);
+                }
+            }
+            _ => {}
+        }
+    }
+    decision
+}
+
+fn shape_matches(pattern: &[Seg], segs: &[&str]) -> bool {
+    let last_rest = matches!(pattern.last(), Some(Seg::KeyTypeRest));
+    if last_rest {
+        if segs.len() < pattern.len() + 1 {
+            return false;
+        }
+    } else if segs.len() != pattern.len() {
+        return false;
+    }
+    pattern.iter().zip(segs).all(|(p, s)| match p {
+        Seg::Lit(l) => l == s,
+        Seg::Cid | Seg::Any => true,
+        Seg::KeyTypeRest => matches!(*s, "ipfs" | "ipns" | "ipld"),
+    })
+}
+
+/// `Allow` for the routes sharing one path shape (the set is small and
+/// fixed, so the strings are too).
+fn allow_for(shaped: &[usize]) -> &'static str {
+    let has = |m: &str| shaped.iter().any(|&i| REST_ROUTES[i].method == m);
+    match (has("GET"), has("POST"), has("DELETE")) {
+        (true, true, true) => "GET, POST, DELETE, OPTIONS",
+        (true, true, false) => "GET, POST, OPTIONS",
+        (true, false, true) => "GET, DELETE, OPTIONS",
+        (true, false, false) => "GET, OPTIONS",
+        (false, true, true) => "POST, DELETE, OPTIONS",
+        (false, true, false) => "POST, OPTIONS",
+        (false, false, true) => "DELETE, OPTIONS",
+        (false, false, false) => "OPTIONS",
+    }
+}
+
+/// A CID, checked with the `cid` crate (CIDv0 base58btc or any multibase
+/// CIDv1).
+pub fn is_cid(s: &str) -> bool {
+    // The crate accepts a CIDv0 only as 46 base58 characters starting with
+    // "Qm"; bound the length first so a huge segment costs nothing.
+    !s.is_empty() && s.len() <= 256 && cid::Cid::try_from(s).is_ok()
+}
+
+/// An IPNS name: a key as CID or base58 peer ID, or a DNSLink domain.
+pub fn is_ipns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+/// An argument naming content: `<cid>[/path]`, `/ipfs/<cid>[/path]`,
+/// `/ipld/<cid>[/path]` or `/ipns/<name>[/path]`.
+pub fn check_content_path(arg: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arg.split('/').collect();
+    let (root, ns) = match parts.as_slice() {
+        ["", ns @ ("ipfs" | "ipld" | "ipns"), root, ..] => (*root, *ns),
+        [root, ..] if !root.is_empty() => (*root, "ipfs"),
+        _ => return Err(format!("invalid path {arg:?}")),
+    };
+    if parts.iter().skip(1).any(|p| *p == "." || *p == "..") {
+        return Err(format!("dot segment in argument {arg:?}"));
+    }
+    let ok = if ns == "ipns" { is_ipns_name(root) } else { is_cid(root) };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid CID {root:?} in argument"))
+    }
+}
+
+/// Kubo's error body (go-ipfs-cmds `cmds.Error` through `json.Encoder`,
+/// hence the trailing newline). `Code` follows the kind: 1 = ErrClient for
+/// 400, 4 = ErrForbidden for 401/403, 0 = ErrNormal otherwise (what Kubo's
+/// own client reads for its plain-text 404 and 405).
+pub fn kubo_error_body(status: u16, message: &str) -> String {
+    let code = match status {
+        400 => 1,
+        401 | 403 => 4,
+        _ => 0,
+    };
+    // Field order as Go writes the struct; serde_json's map would sort it.
+    let msg = go_json_string(message);
+    format!("{{\"Message\":{msg},\"Code\":{code},\"Type\":\"error\"}}\n")
+}
+
+/// A JSON string as Go's `encoding/json` writes it by default: HTML-safe
+/// (`<`, `>`, `&` escaped) and with U+2028/U+2029 escaped.
+fn go_json_string(s: &str) -> String {
+    let quoted = serde_json::Value::String(s.to_string()).to_string();
+    let mut out = String::with_capacity(quoted.len());
+    for c in quoted.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Headers of a refusal, for `send_http_response`.
+pub fn refusal_headers(policy: &Policy, r: &Refusal) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-content-type-options", "nosniff".to_string()),
+        ("cache-control", "no-store".to_string()),
+    ];
+    if let Some(allow) = r.allow {
+        h.push(("allow", allow.to_string()));
+    }
+    if r.challenge {
+        let mut c = Vec::new();
+        if policy.credentials.has_bearer() {
+            c.push("Bearer realm=\"ipfs-edge\"");
+        }
+        if policy.credentials.has_basic() || c.is_empty() {
+            c.push("Basic realm=\"ipfs-edge\", charset=\"UTF-8\"");
+        }
+        h.push(("www-authenticate", c.join(", ")));
+    }
+    h
+}

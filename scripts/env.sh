@@ -1,0 +1,7 @@
+# Sourced by scripts and tests: where the cached, outside-the-checkout tools live.
+# One place for tool versions used by tests and benchmarks.
+export IPFS_EDGE_CACHE="${IPFS_EDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipfs-edge}"
+ENVOY_VERSION=1.40.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+export IPFS_EDGE_VENV="$IPFS_EDGE_CACHE/venv"
+export ENVOY_BIN="${ENVOY_BIN:-$IPFS_EDGE_VENV/lib/python3.11/site-packages/envoy/_bin/envoy}"

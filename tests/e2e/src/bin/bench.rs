@@ -1,0 +1,157 @@
+//! `./x bench` (or `cargo run --release -p e2e --bin bench`): the add
+//! filter's cost, as ratios against the same Envoy without the filter,
+//! measured in the same run (these machines are noisy; absolute figures are
+//! printed for reference only).
+//!
+//! 1. Upload throughput of a 1 GiB add (goal: with/without >= 0.95).
+//! 2. Envoy's peak resident memory growth during that upload (goal with
+//!    the filter: <= 32 MiB).
+//! 3. Rewrite cost: events per second of a 100,000-entry directory add
+//!    (goal: within 10% of Envoy without the filter).
+//!
+//! Options: `--rounds N` (default 3; the median is reported).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::envoy::Envoy;
+use e2e::sink::{self, Answer};
+use e2e::stack::envoy_in_front_of;
+use e2e::upload::{content, content_type, BOUNDARY};
+
+const GIB: usize = 1 << 30;
+const ENTRIES: usize = 100_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3usize);
+
+    let digest_sink = sink::spawn(Answer::Digest);
+    let events = Arc::new(directory_events());
+    let event_sink = sink::spawn(Answer::Events(events.clone()));
+
+    println!("add_response benchmark: {rounds} rounds, median; baseline = the same Envoy without the Wasm filter\n");
+
+    // 1 + 2: upload throughput and memory.
+    let mut up = [Vec::new(), Vec::new()];
+    let mut mem = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, with) in [false, true].into_iter().enumerate() {
+            let envoy = envoy_in_front_of(digest_sink.port(), digest_sink.port(), "{}", with);
+            let (secs, growth) = upload_gib(&envoy);
+            up[i].push(GIB as f64 / secs / (1 << 20) as f64);
+            mem[i].push(growth as f64 / (1 << 20) as f64);
+        }
+    }
+    // 3: events per second.
+    let request = directory_request();
+    let mut ev = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, with) in [false, true].into_iter().enumerate() {
+            let envoy = envoy_in_front_of(event_sink.port(), event_sink.port(), "{}", with);
+            let secs = directory_add(&envoy, &request, events.len());
+            ev[i].push(events.len() as f64 / secs);
+        }
+    }
+    let (u0, u1) = (median(&up[0]), median(&up[1]));
+    let (m0, m1) = (median(&mem[0]), median(&mem[1]));
+    let (e0, e1) = (median(&ev[0]), median(&ev[1]));
+    println!("| measure | without filter | with filter | ratio | goal |");
+    println!("| --- | --- | --- | --- | --- |");
+    println!("| 1 GiB upload throughput (MiB/s) | {u0:.0} | {u1:.0} | {:.3} | >= 0.95 |", u1 / u0);
+    println!("| Envoy peak RSS growth during it (MiB) | {m0:.1} | {m1:.1} | {:.2} | with filter <= 32 |", if m0 > 0.0 { m1 / m0 } else { f64::NAN });
+    println!("| 100,000-entry directory add (events/s) | {e0:.0} | {e1:.0} | {:.3} | >= 0.90 |", e1 / e0);
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    s[s.len() / 2]
+}
+
+/// Sends a 1 GiB add through `envoy`; returns seconds and Envoy's peak RSS
+/// growth in bytes.
+fn upload_gib(envoy: &Envoy) -> (f64, u64) {
+    let head_part = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail_part = format!("\r\n--{BOUNDARY}--\r\n");
+    let total = head_part.len() + GIB + tail_part.len();
+    let block = content(1 << 20, 5);
+
+    let base = envoy.rss_bytes();
+    let peak = Arc::new(AtomicU64::new(base));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        let pid = envoy.pid();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(e2e::envoy::rss_of(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    let head = format!(
+        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {total}\r\n\r\n{head_part}",
+        content_type()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for _ in 0..1024 {
+        s.write_all(&block).unwrap();
+    }
+    s.write_all(tail_part.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let r = e2e::http::parse(&raw).expect("response");
+    assert_eq!(r.header("x-sink-bytes"), Some(total.to_string().as_str()), "upload incomplete");
+    (secs, peak.load(Ordering::Relaxed).saturating_sub(base))
+}
+
+/// What the cluster proxy streams for a directory of 100,000 small files:
+/// per file its final event (names relative to the entry, as the cluster
+/// writes them), then the directory.
+fn directory_events() -> Vec<Vec<u8>> {
+    let cid = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH";
+    let mut v: Vec<Vec<u8>> = (0..ENTRIES).map(|i| format!("{{\"Name\":\"dir/file-{i:06}.txt\",\"Hash\":\"{cid}\",\"Size\":\"17\"}}\n").into_bytes()).collect();
+    v.push(format!("{{\"Name\":\"dir\",\"Hash\":\"{cid}\",\"Size\":\"4200000\"}}\n").into_bytes());
+    v
+}
+
+/// The upload those events answer: the directory part and 100,000 file
+/// parts, so the filter's multipart reader does its full work too.
+fn directory_request() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dir\"\r\nContent-Type: application/x-directory\r\n\r\n\r\n").as_bytes());
+    for i in 0..ENTRIES {
+        b.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dir%2Ffile-{i:06}.txt\"\r\nContent-Type: application/octet-stream\r\n\r\ncontent {i:06}\r\n").as_bytes(),
+        );
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let mut req = format!(
+        "POST /api/v0/add?progress=false HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        content_type(),
+        b.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&b);
+    req
+}
+
+/// Sends the directory add and reads every event; returns seconds.
+fn directory_add(envoy: &Envoy, request: &[u8], expected: usize) -> f64 {
+    let start = Instant::now();
+    let r = e2e::http::exchange(envoy.port, request).expect("directory add");
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(r.lines().len(), expected, "events lost");
+    secs
+}

@@ -1,0 +1,103 @@
+//! Streaming through the add filter: uploads are never held, events reach
+//! the client while the upload is still going, and a 1 GiB upload arrives
+//! byte for byte.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use e2e::sink::{self, Answer};
+use e2e::stack::{envoy_in_front_of, AddStack};
+use e2e::upload::{body, content, content_type, Entry, BOUNDARY};
+use sha2::{Digest, Sha256};
+
+/// Reads from `s` until `needle` shows up in what was read, or the deadline.
+fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        if seen.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return seen.windows(needle.len()).any(|w| w == needle),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    false
+}
+
+#[test]
+fn progress_reaches_the_client_while_the_upload_is_still_going() {
+    let stack = AddStack::start(None);
+    let data = content(4 * 1024 * 1024, 11);
+    let body = body(&[Entry::File("live.bin", &data)]);
+    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
+    let head = format!(
+        "POST /api/v0/add?progress=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        content_type(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // A quarter of the upload; then the first progress event (256 KiB read),
+    // already carrying Kubo's name, must arrive before the rest is sent.
+    let quarter = body.len() / 4;
+    s.write_all(&body[..quarter]).unwrap();
+    let mut seen = Vec::new();
+    let live = read_until(&mut s, &mut seen, br#"{"Name":"live.bin","Bytes":262144}"#, Duration::from_secs(20));
+    assert!(live, "no progress event while the upload was under way; got:\n{}", String::from_utf8_lossy(&seen));
+    s.write_all(&body[quarter..]).unwrap();
+    assert!(read_until(&mut s, &mut seen, b"\"Hash\"", Duration::from_secs(60)), "{}", String::from_utf8_lossy(&seen));
+    let mut rest = Vec::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = s.read_to_end(&mut rest);
+    seen.extend_from_slice(&rest);
+    let r = e2e::http::parse(&seen).expect("complete response");
+    let last = r.lines().last().cloned().unwrap_or_default();
+    assert!(last.starts_with(r#"{"Name":"live.bin","Hash":"Qm"#), "{last}");
+}
+
+#[test]
+fn a_gib_upload_arrives_with_the_sha256_it_was_sent_with() {
+    let sink = sink::spawn(Answer::Digest);
+    let envoy = envoy_in_front_of(sink.port(), sink.port(), "{}", true);
+    const GIB: usize = 1 << 30;
+    let head_part = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail_part = format!("\r\n--{BOUNDARY}--\r\n");
+    let total = head_part.len() + GIB + tail_part.len();
+    let mut s = TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    let head = format!(
+        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {total}\r\n\r\n",
+        content_type()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut sent = Sha256::new();
+    let mut send = |b: &[u8]| {
+        sent.update(b);
+        s.write_all(b).unwrap();
+    };
+    send(head_part.as_bytes());
+    // 1 MiB blocks, each different (its index in the first bytes), and some
+    // that look like boundaries to the filter's multipart reader.
+    let mut block = content(1 << 20, 5);
+    for i in 0..1024usize {
+        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        if i % 97 == 0 {
+            let fake = format!("\r\n--{BOUNDARY}X\r\n");
+            block[100..100 + fake.len()].copy_from_slice(fake.as_bytes());
+        }
+        send(&block);
+    }
+    send(tail_part.as_bytes());
+    let digest: String = sent.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let r = e2e::http::parse(&raw).expect("response");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(r.header("x-sink-bytes"), Some(total.to_string().as_str()));
+    assert_eq!(r.header("x-sink-sha256"), Some(digest.as_str()), "the upload changed on the way");
+}
