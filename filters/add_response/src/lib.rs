@@ -11,6 +11,7 @@ use edge_logic::add::multipart::{self, Scanner};
 use edge_logic::add::query::{self, Target};
 use edge_logic::add::reply::Reply;
 use edge_logic::add::response::{kubo_headers, AddResponse};
+use edge_logic::router::Backend;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
@@ -105,8 +106,13 @@ impl HttpContext for Add {
             Some(b"OPTIONS") => return reply(&Reply::kubo_options(), ""),
             _ => return reply(&Reply::kubo_method_not_allowed(), ""),
         }
-        // Only this filter may send an add to Kubo.
-        let _ = host::remove_header(MapType::HttpRequestHeaders, BACKEND_HEADER);
+        // Only this filter may send an add to Kubo: any mark but `proxy`
+        // goes. `proxy` stays: it is the router filter's decision for an
+        // add (the routes follow it), and the cluster proxy is where adds
+        // go anyway.
+        if host::get_header(MapType::HttpRequestHeaders, BACKEND_HEADER).as_deref() != Some(Backend::Proxy.header_value().as_bytes()) {
+            let _ = host::remove_header(MapType::HttpRequestHeaders, BACKEND_HEADER);
+        }
         let content_type = host::get_header_str(MapType::HttpRequestHeaders, "content-type").unwrap_or_default();
         match query::route(&path, &content_type, self.config.refuse_unsupported_options) {
             Target::Reply(r) => reply(&r, &self.config.server),
@@ -172,6 +178,9 @@ impl HttpContext for Add {
             host::log(LogLevel::Info, "add_response: upload structure not followed; progress names left as the cluster wrote them");
             response.names_lost();
             rw.scanner = None;
+        } else if *parts > 0 && !response.needs_upload_structure() {
+            // The first part is checked; nothing later changes the answer.
+            rw.scanner = None;
         }
         Action::Continue
     }
@@ -214,10 +223,23 @@ impl HttpContext for Add {
                 host::log(LogLevel::Error, &format!("add_response: cannot replace body chunk: {s:?}"));
             }
         }
-        if step.pause {
-            Action::Pause
-        } else {
-            Action::Continue
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _n: usize) -> Action {
+        let State::Rewriting(rw) = &mut self.state else { return Action::Continue };
+        let carried = rw.cutter.take_carry();
+        if !carried.is_empty() {
+            // The upstream broke off inside an event (see
+            // edge_logic::add::lines): hand the bytes back if Envoy lets us,
+            // else say what was lost.
+            if let Err(s) = host::set_buffer(BufferType::HttpResponseBody, 0, 0, &carried) {
+                host::log(
+                    LogLevel::Error,
+                    &format!("add_response: upstream ended inside an event; {} bytes of it could not be passed on ({s:?})", carried.len()),
+                );
+            }
         }
+        Action::Continue
     }
 }

@@ -59,7 +59,12 @@ pub fn exchange(port: u16, request: &[u8]) -> std::io::Result<Response> {
     s.write_all(request)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| std::io::Error::other(format!("unparseable response: {:?}", String::from_utf8_lossy(&raw))))
+    parse(&raw).ok_or_else(|| {
+        // The head and the end are what tell a broken stream apart.
+        let text = String::from_utf8_lossy(&raw);
+        let (head, tail) = (&text[..text.len().min(600)], &text[text.len().saturating_sub(300)..]);
+        std::io::Error::other(format!("unparseable response ({} bytes): {head:?} ... {tail:?}", raw.len()))
+    })
 }
 
 pub fn get(port: u16, path: &str) -> std::io::Result<Response> {

@@ -17,6 +17,10 @@ pub enum Answer {
     /// These NDJSON lines, one HTTP chunk each (the cluster flushes per
     /// event).
     Events(std::sync::Arc<Vec<Vec<u8>>>),
+    /// These lines, each cut in two HTTP chunks sent apart in time, and no
+    /// newline after the last one: Envoy hands the halves to the filter in
+    /// separate callbacks.
+    CutEvents(std::sync::Arc<Vec<Vec<u8>>>, Option<&'static str>),
 }
 
 pub fn spawn(answer: Answer) -> SocketAddr {
@@ -96,6 +100,28 @@ fn serve(s: TcpStream, answer: &Answer) -> std::io::Result<()> {
         )
         .into_bytes();
         match answer {
+            Answer::CutEvents(lines, trailer) => {
+                w.write_all(&out)?;
+                for l in lines.iter() {
+                    let cut = l.len() / 2;
+                    for half in [&l[..cut], &l[cut..]] {
+                        if half.is_empty() {
+                            continue;
+                        }
+                        w.write_all(format!("{:x}\r\n", half.len()).as_bytes())?;
+                        w.write_all(half)?;
+                        w.write_all(b"\r\n")?;
+                        w.flush()?;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                }
+                match trailer {
+                    Some(t) => w.write_all(format!("0\r\nX-Stream-Error: {t}\r\n\r\n").as_bytes())?,
+                    None => w.write_all(b"0\r\n\r\n")?,
+                }
+                w.flush()?;
+                continue;
+            }
             Answer::Digest => {
                 let ev = b"{\"Name\":\"f\",\"Hash\":\"QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH\",\"Size\":\"6\"}\n";
                 out.extend_from_slice(format!("{:x}\r\n", ev.len()).as_bytes());

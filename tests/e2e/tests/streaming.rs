@@ -101,3 +101,25 @@ fn a_gib_upload_arrives_with_the_sha256_it_was_sent_with() {
     assert_eq!(r.header("x-sink-bytes"), Some(total.to_string().as_str()));
     assert_eq!(r.header("x-sink-sha256"), Some(digest.as_str()), "the upload changed on the way");
 }
+
+#[test]
+fn events_cut_across_chunks_are_rewritten_whole_and_nothing_is_lost() {
+    let cid = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH";
+    // Two unnamed-file events (the filter names them), a line it does not
+    // understand, and an unterminated tail that is no event before the
+    // error trailer (it must pass at once: nothing could be added to the
+    // body once the trailers come).
+    let lines: Vec<Vec<u8>> = vec![
+        format!("{{\"Name\":\"\",\"Hash\":\"{cid}\",\"Size\":\"6\"}}\n").into_bytes(),
+        b"not an event\n".to_vec(),
+        format!("{{\"Name\":\"\",\"Hash\":\"{cid}\",\"Size\":\"6\"}}\n").into_bytes(),
+        b"tail, no event".to_vec(),
+    ];
+    let sink = sink::spawn(Answer::CutEvents(std::sync::Arc::new(lines), Some("boom")));
+    let envoy = envoy_in_front_of(sink.port(), sink.port(), "{}", true);
+    let req = e2e::http::request("POST", "/api/v0/add", Some(&content_type()), &body(&[Entry::File("", b"x"), Entry::File("", b"y")]));
+    let r = e2e::http::exchange(envoy.port, &req).unwrap();
+    let named = format!("{{\"Name\":\"{cid}\",\"Hash\":\"{cid}\",\"Size\":\"6\"}}\n");
+    assert_eq!(String::from_utf8_lossy(&r.body), format!("{named}not an event\n{named}tail, no event"));
+    assert_eq!(r.trailers, vec![("x-stream-error".to_string(), "boom".to_string())]);
+}

@@ -1,109 +1,134 @@
 //! Cutting a streamed response body into lines without holding it.
 //!
-//! Envoy gives a filter each body chunk; a filter that returns `Pause`
-//! makes Envoy keep the chunk and hand it back, grown by the next one. This
-//! module decides, per callback, what to write back and whether to pause:
-//! complete lines are rewritten and sent at once; an incomplete last line
-//! is left for Envoy to hold (not this filter, whose memory would lose it
-//! when trailers follow: see ../shared/reference/proxy-wasm-notes.md) until
-//! it completes; complete lines in front of it wait with it, which costs
-//! the time until the rest of that line arrives (the cluster flushes whole
-//! events, so a cut line is a TCP segment boundary). A line longer than the
-//! cap is let through unchanged.
+//! Envoy gives a filter each body chunk. Complete lines are rewritten and
+//! sent at once. The incomplete last line of a chunk (a TCP segment
+//! boundary: the cluster writes whole events) is taken out and carried into
+//! the next chunk by the filter, when it could be an add event (it starts
+//! like one); anything else passes at once, unchanged to its end.
+//!
+//! Why not let Envoy hold the cut line (return `Pause`): Envoy then adds
+//! the next read to what it holds, and when that passes the connection's
+//! buffer limit (32 KiB under Envoy Gateway) it resets the response. That
+//! happens under load (seen with 100,000-event adds), so the filter keeps
+//! the at most `max_line` bytes itself. The price: an upstream that breaks
+//! off inside an event and then sends trailers loses that broken event's
+//! bytes, because a filter cannot add body data from the trailers callback
+//! (../shared/reference/proxy-wasm-notes.md); the filter logs it. Go's
+//! encoder, which the cluster uses, always ends an event with its newline.
+//! A line longer than `max_line` is let through unchanged.
 
-/// The per-line work, and whether to keep the buffer anyway.
+/// The per-line work.
 pub trait Rewriter {
     /// Turns one complete line (without `\n`) into output bytes appended
-    /// to `out` (including `\n`).
-    fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>);
+    /// to `out` (including `\n`) and returns true, or returns false, writing
+    /// nothing, when the line stays as it is.
+    fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool;
 }
 
-/// What to do with the body buffer in one callback.
+/// How every line the cluster writes for an add begins.
+const EVENT_START: &[u8] = b"{\"Name\":";
+
+/// What to do with the body chunk in one callback.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Step {
-    /// The new content of the whole buffer, if it changed.
+    /// The new content of the chunk, if it changed.
     pub replace: Option<Vec<u8>>,
-    /// Keep the buffer (incomplete line) instead of sending it.
-    pub pause: bool,
 }
 
 #[derive(Debug)]
 pub struct LineCutter {
     max_line: usize,
-    /// Bytes at the start of the buffered body already rewritten during an
-    /// earlier paused callback.
-    done: usize,
-    /// Inside a line longer than `max_line`, which passes as it is.
-    passing_long_line: bool,
+    /// The incomplete last line of a large chunk, taken out of it and put
+    /// in front of the next one.
+    carry: Vec<u8>,
+    /// Inside a line that passes as it is: longer than `max_line`, or not an
+    /// add event.
+    passing_line: bool,
     /// How many lines over the cap went by (for the log).
     pub long_lines: u64,
 }
 
 impl LineCutter {
     pub fn new(max_line: usize) -> LineCutter {
-        LineCutter { max_line, done: 0, passing_long_line: false, long_lines: 0 }
+        LineCutter { max_line, carry: Vec::new(), passing_line: false, long_lines: 0 }
     }
 
-    /// `buf` is the whole buffered body (what Envoy returns for
-    /// `get_http_response_body(0, size)`).
-    pub fn step(&mut self, buf: &[u8], end_of_stream: bool, rw: &mut impl Rewriter) -> Step {
-        let done = self.done.min(buf.len());
-        let mut pos = done;
-        let mut out: Vec<u8> = Vec::new();
-        let mut changed = false;
+    /// The bytes carried for a next chunk that did not come: the stream
+    /// ended in trailers, which only an upstream that breaks off inside an
+    /// event (after a large chunk) can cause.
+    pub fn take_carry(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.carry)
+    }
 
-        if self.passing_long_line {
-            match buf[pos..].iter().position(|&b| b == b'\n') {
+    /// `chunk` is the body chunk of one callback.
+    pub fn step(&mut self, chunk: &[u8], end_of_stream: bool, rw: &mut impl Rewriter) -> Step {
+        let carried = !self.carry.is_empty();
+        let joined;
+        let buf: &[u8] = if carried {
+            let mut v = std::mem::take(&mut self.carry);
+            v.extend_from_slice(chunk);
+            joined = v;
+            &joined
+        } else {
+            chunk
+        };
+        let mut pos = 0;
+
+        if self.passing_line {
+            match memchr::memchr(b'\n', &buf[pos..]) {
                 Some(nl) => {
                     pos += nl + 1;
-                    self.passing_long_line = false;
+                    self.passing_line = false;
                 }
-                None => {
-                    self.done = 0;
-                    return Step { replace: None, pause: false };
-                }
+                None => return Step { replace: carried.then(|| buf.to_vec()) },
             }
         }
         let lines_start = pos;
         let mut copied_to = lines_start;
-        while let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') {
+        let mut out: Vec<u8> = Vec::new();
+        let mut changed = false;
+        let mut rewritten = Vec::new();
+        while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
             let line = &buf[pos..pos + nl];
-            let before = out.len();
-            out.extend_from_slice(&buf[copied_to..pos]);
-            let mark = out.len();
-            rw.rewrite(line, &mut out);
-            if &out[mark..] != &buf[pos..pos + nl + 1] {
-                changed = true;
-            } else {
-                // Unchanged: drop the copy, extend the verbatim run.
-                out.truncate(before);
-                pos += nl + 1;
-                continue;
-            }
+            rewritten.clear();
+            let replaced = rw.rewrite(line, &mut rewritten);
             pos += nl + 1;
-            copied_to = pos;
+            if replaced && rewritten[..] != buf[pos - nl - 1..pos] {
+                // The verbatim run before this line, then the new line.
+                out.extend_from_slice(&buf[copied_to..pos - nl - 1]);
+                out.extend_from_slice(&rewritten);
+                changed = true;
+                copied_to = pos;
+            }
         }
-        let tail = &buf[pos..];
-        let pause = !end_of_stream && !tail.is_empty() && tail.len() <= self.max_line;
-        if !end_of_stream && tail.len() > self.max_line {
-            self.passing_long_line = true;
+        let tail_start = pos;
+        let tail_len = buf.len() - tail_start;
+
+        let tail = &buf[tail_start..];
+        let carry = if end_of_stream || tail_len == 0 {
+            false
+        } else if tail_len > self.max_line {
+            self.passing_line = true;
             self.long_lines += 1;
-        }
-        let replace = changed.then(|| {
-            let mut whole = Vec::with_capacity(lines_start + out.len() + (buf.len() - copied_to));
+            false
+        } else if !(tail.starts_with(EVENT_START) || EVENT_START.starts_with(tail)) {
+            self.passing_line = true;
+            false
+        } else {
+            true
+        };
+        let body_end = if carry { tail_start } else { buf.len() };
+        let replace = (changed || carried || carry).then(|| {
+            let mut whole = Vec::with_capacity(lines_start + out.len() + (body_end - copied_to));
             whole.extend_from_slice(&buf[..lines_start]);
             whole.extend_from_slice(&out);
-            whole.extend_from_slice(&buf[copied_to..]);
+            whole.extend_from_slice(&buf[copied_to..body_end]);
             whole
         });
-        // After a pause Envoy hands the same bytes back, first part done.
-        self.done = if pause {
-            let new_len = replace.as_ref().map_or(buf.len(), Vec::len);
-            new_len - tail.len()
-        } else {
-            0
-        };
-        Step { replace, pause }
+        if carry {
+            self.carry = tail.to_vec();
+        }
+        Step { replace }
     }
 }
 
@@ -116,95 +141,91 @@ mod tests {
     /// A rewriter from a closure.
     struct F<G: FnMut(&[u8], &mut Vec<u8>)>(G);
     impl<G: FnMut(&[u8], &mut Vec<u8>)> Rewriter for F<G> {
-        fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) {
-            (self.0)(line, out)
+        fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
+            (self.0)(line, out);
+            true
         }
     }
 
-    /// Plays Envoy: feeds chunks, keeps the buffer on pause, collects what
-    /// would reach the client.
+    /// Event-like lines whose name starts with `x` get an `X`.
+    fn upper(l: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(l);
+        if l.starts_with(b"{\"Name\":\"x") {
+            out[9] = b'X';
+        }
+        out.push(b'\n');
+    }
+
+    /// Plays Envoy: feeds chunks, collects what reaches the client.
     fn run(chunks: &[&[u8]], max: usize) -> (Vec<u8>, Vec<usize>) {
         let mut c = LineCutter::new(max);
-        let mut held: Vec<u8> = Vec::new();
         let mut sent = Vec::new();
         let mut flushes = Vec::new();
         for (i, ch) in chunks.iter().enumerate() {
-            held.extend_from_slice(ch);
             let eos = i + 1 == chunks.len();
-            let step = c.step(&held, eos, &mut F(|l: &[u8], out: &mut Vec<u8>| {
-                if l.starts_with(b"x") {
-                    out.extend_from_slice(b"X");
-                    out.extend_from_slice(&l[1..]);
-                } else {
-                    out.extend_from_slice(l);
-                }
-                out.push(b'\n');
-            }));
-            if let Some(r) = step.replace {
-                held = r;
-            }
-            if !step.pause {
-                sent.extend_from_slice(&held);
-                flushes.push(sent.len());
-                held.clear();
-            }
+            let step = c.step(ch, eos, &mut F(upper));
+            sent.extend_from_slice(step.replace.as_deref().unwrap_or(ch));
+            flushes.push(sent.len());
         }
         (sent, flushes)
     }
 
+    const INPUT: &[u8] = b"{\"Name\":\"x1\"}\nnot an event\n{\"Name\":\"x22\"}\n\n{\"Name\":\"ab\"}\n{\"Name\":\"x3\"}";
+    const WANT: &[u8] = b"{\"Name\":\"X1\"}\nnot an event\n{\"Name\":\"X22\"}\n\n{\"Name\":\"ab\"}\n{\"Name\":\"x3\"}";
+
     #[test]
     fn lines_are_rewritten_whatever_the_cuts() {
-        let input = b"x1\nab\nx22\n\nx3";
         // Go ends every event with a newline; an unterminated end is not an
         // event and passes as it is.
-        let want = b"X1\nab\nX22\n\nx3".to_vec();
-        for a in 0..=input.len() {
-            for b in a..=input.len() {
-                let (sent, _) = run(&[&input[..a], &input[a..b], &input[b..]], 64);
-                assert_eq!(sent, want, "cuts {a} {b}");
+        for max in [64, 16] {
+            for a in 0..=INPUT.len() {
+                for b in a..=INPUT.len() {
+                    let (sent, _) = run(&[&INPUT[..a], &INPUT[a..b], &INPUT[b..]], max);
+                    assert_eq!(sent, WANT, "max {max}, cuts {a} {b}");
+                }
             }
         }
     }
 
     #[test]
-    fn complete_lines_leave_at_once_unless_a_cut_line_follows() {
-        let (_, flushes) = run(&[b"x1\n", b"x2\n", b"x3\nx", b"4\n", b""], 64);
-        assert_eq!(flushes, vec![3, 6, 12, 12]);
+    fn the_filter_carries_at_most_max_line() {
+        let mut c = LineCutter::new(32);
+        let stream: Vec<u8> = (0..2000).flat_map(|i| format!("{{\"Name\":\"x{i}\"}}\n").into_bytes()).collect();
+        let mut sent = Vec::new();
+        for piece in stream.chunks(37) {
+            let step = c.step(piece, false, &mut F(upper));
+            sent.extend_from_slice(step.replace.as_deref().unwrap_or(piece));
+            assert!(c.carry.len() <= 32);
+        }
+        let want: Vec<u8> = (0..2000).flat_map(|i| format!("{{\"Name\":\"X{i}\"}}\n").into_bytes()).collect();
+        assert_eq!(String::from_utf8(sent).unwrap(), String::from_utf8(want).unwrap());
+    }
+
+    #[test]
+    fn complete_lines_leave_at_once() {
+        let e = b"{\"Name\":\"x\"}\n";
+        let (_, flushes) = run(&[e, e, b"{\"Name\":\"x\"}\n{\"Na", b"me\":\"x\"}\n", b""], 64);
+        // The third chunk's complete line leaves with it; its cut line with
+        // the next.
+        assert_eq!(flushes, vec![13, 26, 39, 52, 52]);
     }
 
     #[test]
     fn a_line_over_the_cap_passes_unchanged_and_the_next_is_rewritten() {
-        let long = [b'x'; 100];
-        let (sent, _) = run(&[&long[..40], &long[40..], b"\nx9\n"], 16);
-        let mut want = long.to_vec();
-        want.extend_from_slice(b"\nX9\n");
+        let mut long = b"{\"Name\":\"x".to_vec();
+        long.extend_from_slice(&[b'a'; 100]);
+        let (sent, _) = run(&[&long[..40], &long[40..], b"\"}\n{\"Name\":\"x9\"}\n"], 16);
+        let mut want = long.clone();
+        want.extend_from_slice(b"\"}\n{\"Name\":\"X9\"}\n");
         assert_eq!(sent, want);
     }
 
     #[test]
-    fn unterminated_last_line_passes_at_end_of_stream() {
-        let (sent, _) = run(&[b"x1\nx2"], 64);
-        assert_eq!(sent, b"X1\nx2");
-    }
-
-    #[test]
-    fn held_buffers_are_not_rewritten_twice() {
+    fn a_cut_line_that_is_no_event_passes_at_once() {
         let mut c = LineCutter::new(64);
-        let mut calls = 0;
-        let rw = |l: &[u8], out: &mut Vec<u8>| {
-            out.extend_from_slice(b"<");
-            out.extend_from_slice(l);
-            out.extend_from_slice(b">\n");
-        };
-        let s1 = c.step(b"a\nb", false, &mut F(|l: &[u8], o: &mut Vec<u8>| { calls += 1; rw(l, o) }));
-        assert!(s1.pause);
-        let held = s1.replace.unwrap();
-        assert_eq!(held, b"<a>\nb");
-        let mut buf = held.clone();
-        buf.extend_from_slice(b"\n");
-        let s2 = c.step(&buf, false, &mut F(|l: &[u8], o: &mut Vec<u8>| { calls += 1; rw(l, o) }));
-        assert_eq!(s2.replace.unwrap(), b"<a>\n<b>\n");
-        assert_eq!(calls, 2);
+        assert_eq!(c.step(b"{\"Name\":\"x\"}\nsome text wi", false, &mut F(upper)).replace.unwrap(), b"{\"Name\":\"X\"}\nsome text wi");
+        assert_eq!(c.take_carry(), b"");
+        assert_eq!(c.step(b"thout end\n{\"Name\":\"x\"}\n", false, &mut F(upper)).replace.unwrap(), b"thout end\n{\"Name\":\"X\"}\n");
     }
 
     #[test]
@@ -214,6 +235,6 @@ mod tests {
             out.extend_from_slice(l);
             out.push(b'\n');
         }));
-        assert_eq!(step, Step { replace: None, pause: false });
+        assert_eq!(step, Step { replace: None });
     }
 }

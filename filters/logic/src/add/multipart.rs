@@ -39,6 +39,12 @@ enum State {
 pub struct Scanner {
     /// `\r\n--boundary`.
     delimiter: Vec<u8>,
+    /// Its searcher, built once: the body is searched chunk after chunk.
+    finder: memchr::memmem::Finder<'static>,
+    /// The end of a header block.
+    blank_line: memchr::memmem::Finder<'static>,
+    /// Nothing consumed yet: the stream may open with a bare delimiter.
+    at_start: bool,
     state: State,
     /// Bytes kept across chunks: a possible partial delimiter, or the
     /// header block read so far.
@@ -67,7 +73,9 @@ impl Scanner {
     pub fn new(boundary: &str) -> Scanner {
         let mut delimiter = b"\r\n--".to_vec();
         delimiter.extend_from_slice(boundary.as_bytes());
-        Scanner { delimiter, state: State::Preamble, carry: Vec::new() }
+        let finder = memchr::memmem::Finder::new(&delimiter).into_owned();
+        let blank_line = memchr::memmem::Finder::new(b"\r\n\r\n").into_owned();
+        Scanner { delimiter, finder, blank_line, at_start: true, state: State::Preamble, carry: Vec::new() }
     }
 
     /// True once the structure can no longer be followed.
@@ -77,9 +85,19 @@ impl Scanner {
 
     /// Feeds the next chunk of the body; calls `on_part` for each part whose
     /// header block completes in it.
-    pub fn feed(&mut self, chunk: &[u8], mut on_part: impl FnMut(Part)) {
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(chunk);
+    pub fn feed(&mut self, chunk: &[u8], on_part: impl FnMut(Part)) {
+        // Content passes without a copy; only what a previous chunk left
+        // unfinished (a header block, a possible delimiter start) is joined.
+        if self.carry.is_empty() {
+            self.scan(chunk, on_part);
+        } else {
+            let mut buf = std::mem::take(&mut self.carry);
+            buf.extend_from_slice(chunk);
+            self.scan(&buf, on_part);
+        }
+    }
+
+    fn scan(&mut self, buf: &[u8], mut on_part: impl FnMut(Part)) {
         let mut i = 0;
         loop {
             match self.state {
@@ -90,13 +108,18 @@ impl Scanner {
                 State::Preamble | State::Body => {
                     // The first delimiter may start the body without CRLF.
                     let bare = &self.delimiter[2..];
-                    let found = if matches!(self.state, State::Preamble) && i == 0 && buf.starts_with(bare) {
+                    let at_start = std::mem::take(&mut self.at_start) && i == 0;
+                    if at_start && buf.len() < bare.len() && bare.starts_with(buf) {
+                        self.at_start = true;
+                        return self.keep_tail(buf, 0, buf.len());
+                    }
+                    let found = if at_start && buf.starts_with(bare) {
                         Some((0, bare.len()))
                     } else {
-                        find(&buf[i..], &self.delimiter).map(|at| (i + at, self.delimiter.len()))
+                        self.finder.find(&buf[i..]).map(|at| (i + at, self.delimiter.len()))
                     };
                     let Some((at, len)) = found else {
-                        return self.keep_tail(&buf, i, self.delimiter.len() - 1);
+                        return self.keep_delimiter_start(&buf[i..]);
                     };
                     match delimiter_end(&buf[at + len..]) {
                         Boundary::Close => self.state = State::Done,
@@ -106,7 +129,12 @@ impl Scanner {
                         }
                         // `--boundaryX`: content that looks like a delimiter.
                         Boundary::Not => i = at + 1,
-                        Boundary::NeedMore => return self.keep_tail(&buf, at, buf.len() - at),
+                        Boundary::NeedMore => {
+                            // A bare opening delimiter still counts as one
+                            // when the next chunk completes its line.
+                            self.at_start = at_start && at == 0;
+                            return self.keep_tail(buf, at, buf.len() - at);
+                        }
                     }
                 }
                 State::Headers => {
@@ -114,7 +142,7 @@ impl Scanner {
                     let end = if rest.starts_with(b"\r\n") {
                         Some((0, 2))
                     } else {
-                        find(rest, b"\r\n\r\n").map(|at| (at + 2, at + 4))
+                        self.blank_line.find(rest).map(|at| (at + 2, at + 4))
                     };
                     match end {
                         Some((block_end, skip)) => {
@@ -123,11 +151,20 @@ impl Scanner {
                             self.state = State::Body;
                         }
                         None if rest.len() > MAX_HEADER_BLOCK => self.state = State::Lost,
-                        None => return self.keep_tail(&buf, i, rest.len()),
+                        None => return self.keep_tail(buf, i, rest.len()),
                     }
                 }
             }
         }
+    }
+
+    /// Keeps the end of `rest` that could be the start of a delimiter
+    /// finished by the next chunk (usually nothing: it must begin with CR).
+    fn keep_delimiter_start(&mut self, rest: &[u8]) {
+        let max = rest.len().min(self.delimiter.len() - 1);
+        let keep = (1..=max).rev().find(|&k| rest.ends_with(&self.delimiter[..k])).unwrap_or(0);
+        self.carry.clear();
+        self.carry.extend_from_slice(&rest[rest.len() - keep..]);
     }
 
     /// Keeps at most `max` bytes from `buf[from..]` for the next chunk.
@@ -164,22 +201,6 @@ fn delimiter_end(rest: &[u8]) -> Boundary {
         }
     }
     Boundary::NeedMore
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut start = 0;
-    while let Some(p) = hay[start..=hay.len() - needle.len()].iter().position(|&b| b == first) {
-        let at = start + p;
-        if &hay[at..at + needle.len()] == needle {
-            return Some(at);
-        }
-        start = at + 1;
-    }
-    None
 }
 
 /// Reads `Content-Disposition` and `Content-Type` from a header block.

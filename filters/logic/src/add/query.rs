@@ -60,7 +60,7 @@ enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AddRequest {
     pub wrap: bool,
-    pub only_hash: bool,
+    pub progress: bool,
     pub cid_base: Option<CidBase>,
 }
 
@@ -217,7 +217,7 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
     }
     let request = AddRequest {
         wrap: get("wrap-with-directory") == Some("true"),
-        only_hash: false,
+        progress: get("progress") == Some("true"),
         cid_base,
     };
     Target::Cluster { path: out, request }

@@ -25,6 +25,7 @@ use super::reply::EXPOSED;
 #[derive(Debug, Default)]
 pub struct AddResponse {
     wrap: bool,
+    progress: bool,
     cid_base: Option<CidBase>,
     /// Top-level entries seen in the request and not yet finished in the
     /// response: escaped names.
@@ -44,7 +45,14 @@ pub struct AddResponse {
 
 impl AddResponse {
     pub fn new(request: &AddRequest) -> AddResponse {
-        AddResponse { wrap: request.wrap, cid_base: request.cid_base, names_known: true, ..Default::default() }
+        AddResponse { wrap: request.wrap, progress: request.progress, cid_base: request.cid_base, names_known: true, ..Default::default() }
+    }
+
+    /// Whether names in the answer depend on the upload's structure past
+    /// its first part: progress names, and unnamed files under a wrapping
+    /// directory. Otherwise the upload need not be read further.
+    pub fn needs_upload_structure(&self) -> bool {
+        self.progress || self.wrap
     }
 
     /// The request's structure could not be followed: progress names are
@@ -76,25 +84,21 @@ impl AddResponse {
         }
     }
 
-    /// Rewrites one line (without `\n`) into `out` (with `\n`). A line that
-    /// is not a cluster add event is copied unchanged.
-    pub fn rewrite_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        let Some(ev) = RawEvent::parse(line) else {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-            return;
-        };
+    /// Rewrites one line (without `\n`): writes Kubo's line into `out`
+    /// (with `\n`) and returns true, or returns false when Kubo's line is
+    /// the same bytes (also for a line that is not a cluster add event, which
+    /// passes unchanged). Most lines of a large add need no change, and
+    /// saying so spares copying them.
+    pub fn rewrite_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(ev) = RawEvent::parse(line) else { return false };
         self.events_sent += 1;
         let entry: Option<&[u8]> = if self.names_known && !self.wrap { self.entries.front().map(Vec::as_slice) } else { None };
 
         let Some(hash) = ev.hash else {
             // Progress: Kubo joins the entry name in front.
-            let name = match entry {
-                Some(e) => join_raw(e, ev.name).into(),
-                None => ev.name.into(),
-            };
-            KuboEvent { name, hash: None, bytes: ev.bytes, size: ev.size }.write(out);
-            return;
+            let Some(e) = entry.filter(|e| !e.is_empty()) else { return false };
+            KuboEvent { name: join_raw(e, ev.name).into(), hash: None, bytes: ev.bytes, size: ev.size }.write(out);
+            return true;
         };
 
         let unnamed_file = ev.name.is_empty() && (!self.wrap || self.unnamed_files > 0);
@@ -104,19 +108,20 @@ impl AddResponse {
         if !self.wrap && entry == Some(ev.name) {
             self.entries.pop_front();
         }
-        let name = if unnamed_file { hash.into() } else { ev.name.into() };
-        let new_hash = self
-            .cid_base
-            .and_then(|b| std::str::from_utf8(hash).ok().and_then(|h| b.encode(h)))
-            .map(|h| escape(&h).into())
-            .unwrap_or(hash.into());
+        let new_hash = self.cid_base.and_then(|b| std::str::from_utf8(hash).ok().and_then(|h| b.encode(h))).map(|h| escape(&h));
         // Kubo always writes Size on final events; the cluster omits "0".
-        KuboEvent { name, hash: Some(new_hash), bytes: ev.bytes, size: Some(ev.size.unwrap_or(b"0")) }.write(out);
+        if !unnamed_file && new_hash.is_none() && ev.size.is_some() {
+            return false;
+        }
+        let name = if unnamed_file { hash.into() } else { ev.name.into() };
+        let hash = new_hash.map_or(hash.into(), Into::into);
+        KuboEvent { name, hash: Some(hash), bytes: ev.bytes, size: Some(ev.size.unwrap_or(b"0")) }.write(out);
+        true
     }
 }
 
 impl super::lines::Rewriter for AddResponse {
-    fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) {
+    fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
         self.rewrite_line(line, out)
     }
 }
@@ -169,9 +174,13 @@ mod tests {
         Part { path: p.as_bytes().to_vec(), is_dir: dir, malformed: None }
     }
 
+    /// What reaches the client for `line`.
     fn rewrite(r: &mut AddResponse, line: &str) -> String {
         let mut out = Vec::new();
-        r.rewrite_line(line.as_bytes(), &mut out);
+        if !r.rewrite_line(line.as_bytes(), &mut out) {
+            assert!(out.is_empty(), "an unchanged line must write nothing");
+            return format!("{line}\n");
+        }
         String::from_utf8(out).unwrap()
     }
 
