@@ -11,9 +11,9 @@ pub const DEFAULT_SERVER: &str = "kubo/0.42.0";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AddConfig {
-    /// Longest response line rewritten (bytes); a longer line passes
-    /// unchanged. Envoy holds an incomplete line, so keep this below the
-    /// listener's buffer limit (Envoy Gateway's default is 32 KiB).
+    /// Longest response line rewritten (bytes), and so the most the filter
+    /// keeps per response (a line cut between two chunks); a longer line
+    /// passes unchanged.
     pub max_line_bytes: usize,
     /// `Server` header of rewritten answers; `""` leaves the cluster's.
     pub server: String,
