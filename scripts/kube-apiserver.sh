@@ -49,7 +49,12 @@ build() {
   # A private apt configuration with a deb-src line: the machine's own sources stay untouched.
   mkdir -p "$work/apt/lists/partial" "$work/src"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm main" >"$work/apt/sources.list"
+  # The archive is the one this machine's apt already uses for bookworm.
+  local mirror
+  mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1)"
+  [[ -n "$mirror" ]] || mirror="$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)"
+  [[ -n "$mirror" ]] || { log "no Debian archive configured in apt's sources"; exit 1; }
+  echo "deb-src [signed-by=$keyring] $mirror bookworm main" >"$work/apt/sources.list"
   local aptopts=(-o "APT::Sandbox::User=root" -o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
     -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache")
   mkdir -p "$work/apt/cache/archives/partial"
@@ -101,11 +106,13 @@ start() {
     -days 2 -extfile "$dir/apiserver.ext" -out "$dir/apiserver.crt" 2>/dev/null
   openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
+  # The controller-manager runs every controller under its own user (no per-controller
+  # service accounts): its built-in role cannot create ReplicaSets or Pods, so it is admin.
   local admin_token nobody_token cm_token
   admin_token="$(openssl rand -hex 16)"; nobody_token="$(openssl rand -hex 16)"; cm_token="$(openssl rand -hex 16)"
   cat >"$dir/tokens.csv" <<TOK
 $admin_token,admin,admin-uid,system:masters
-$cm_token,system:kube-controller-manager,kcm-uid
+$cm_token,system:kube-controller-manager,kcm-uid,system:masters
 $nobody_token,nobody,nobody-uid
 TOK
   # Metadata of every request once complete: the benchmark counts API requests from it.
@@ -117,6 +124,8 @@ TOK
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "test=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
   echo $! >>"$dir/pids"
+  # MixedProtocolLBService (alpha in 1.20, default from 1.24): the swarm Services are
+  # LoadBalancers with 4001 TCP and UDP.
   "$KUBE_BIN_DIR/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
@@ -146,7 +155,7 @@ TOK
   # No secure serving for the controller-manager: nothing scrapes it in tests.
   "$KUBE_BIN_DIR/kube-controller-manager" --kubeconfig "$dir/kcm.kubeconfig" \
     --use-service-account-credentials=false --service-account-private-key-file "$dir/sa.key" \
-    --root-ca-file "$dir/ca.crt" --controllers '*,-serviceaccount-token' \
+    --root-ca-file "$dir/ca.crt" --controllers '*' \
     --port 0 --secure-port 0 --leader-elect=false \
     >"$dir/controller-manager.log" 2>&1 &
   echo $! >>"$dir/pids"

@@ -11,7 +11,7 @@ use crate::values::Values;
 use crate::wait::{self, WaitArgs};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -106,30 +106,107 @@ fn swarm_selector(name: &str) -> ListParams {
     ))
 }
 
-/// Server-side apply of one object; returns whether the server changed it.
+/// Server-side apply of one object; returns whether the server changed it. No write is sent
+/// when the live object shows the apply would change nothing (`noop`).
 pub async fn apply_one(cl: &Cluster, o: &Object) -> Result<bool, Error> {
+    let (ar, caps) = cl.resolve(o)?;
+    let api = cl.api(&ar, &caps, o.namespace());
+    let live = api
+        .get_opt(o.name())
+        .await
+        .map_err(|e| call_error(cl, e, "get", &ar, o.namespace(), &format!("reading {}", o.display())))?;
+    apply_over(cl, o, live).await
+}
+
+/// Like `apply_one`, with the live object (or its absence) already read.
+async fn apply_over(cl: &Cluster, o: &Object, live: Option<DynamicObject>) -> Result<bool, Error> {
     let (ar, caps) = cl.resolve(o)?;
     let api = cl.api(&ar, &caps, o.namespace());
     let mut body = o.value.clone();
     // A PodDisruptionBudget served only as v1beta1 (Kubernetes < 1.21) is applied as that.
     body["apiVersion"] = serde_json::Value::String(ar.api_version.clone());
-    let before = api.get_opt(o.name()).await.ok().flatten().and_then(|x| x.metadata.resource_version);
+    if let Some(live) = &live {
+        let live = serde_json::to_value(live).expect("objects serialize");
+        if !crate::noop::would_change(&live, &body, FIELD_MANAGER) {
+            return Ok(false);
+        }
+    }
+    let before = live.and_then(|x| x.metadata.resource_version);
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let after = api
-        .patch(o.name(), &pp, &Patch::Apply(&body))
-        .await
-        .map_err(|e| call_error(cl, e, "patch", &ar, o.namespace(), &format!("applying {}", o.display())))?;
+    let start = std::time::Instant::now();
+    let after = loop {
+        match api.patch(o.name(), &pp, &Patch::Apply(&body)).await {
+            Ok(after) => break after,
+            // cert-manager's webhook answers only once its CA is injected, a little after its
+            // Deployment is available: retry rather than fail a fresh install.
+            Err(e) if webhook_not_ready(&e) && start.elapsed() < std::time::Duration::from_secs(120) => {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(call_error(cl, e, "patch", &ar, o.namespace(), &format!("applying {}", o.display()))),
+        }
+    };
     Ok(before != after.metadata.resource_version)
 }
 
+/// Applies one step's objects: namespaces first (the rest may live in them), then the
+/// others concurrently (they do not depend on each other within a step). The live state is
+/// read with one LIST per kind and namespace rather than one GET per object.
 pub async fn apply_all(cl: &Cluster, objects: &[&Object]) -> Result<usize, Error> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
     let mut changed = 0;
-    for o in objects {
-        if apply_one(cl, o).await? {
-            changed += 1;
-        }
+    let (namespaces, rest): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| o.kind() == "Namespace");
+    for o in namespaces {
+        changed += apply_one(cl, o).await? as usize;
     }
-    Ok(changed)
+    let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Object>> = BTreeMap::new();
+    for o in rest {
+        let (ar, _) = cl.resolve(o)?;
+        groups.entry((ar.api_version.clone(), ar.kind.clone(), o.namespace().map(str::to_string))).or_default().push(o);
+    }
+    let lists = stream::iter(groups.into_values().map(|objs| async move {
+        let (ar, caps) = cl.resolve(objs[0])?;
+        let live: BTreeMap<String, DynamicObject> = if objs.len() == 1 || caps.scope == kube::discovery::Scope::Cluster {
+            // One object (or cluster-scoped: a LIST would read the whole cluster): GET it.
+            let api = cl.api(&ar, &caps, objs[0].namespace());
+            let mut m = BTreeMap::new();
+            for o in &objs {
+                if let Some(x) = api.get_opt(o.name()).await.map_err(|e| call_error(cl, e, "get", &ar, o.namespace(), &format!("reading {}", o.display())))? {
+                    m.insert(o.name().to_string(), x);
+                }
+            }
+            m
+        } else {
+            let api = cl.api(&ar, &caps, objs[0].namespace());
+            api.list(&ListParams::default())
+                .await
+                .map_err(|e| call_error(cl, e, "list", &ar, objs[0].namespace(), &format!("reading {}s", ar.kind)))?
+                .items
+                .into_iter()
+                .filter_map(|x| x.metadata.name.clone().map(|n| (n, x)))
+                .collect()
+        };
+        Ok::<_, Error>(objs.into_iter().map(|o| (o, live.get(o.name()).cloned())).collect::<Vec<_>>())
+    }))
+    .buffer_unordered(APPLY_CONCURRENCY)
+    .try_collect::<Vec<_>>()
+    .await?;
+    let results: Vec<bool> = stream::iter(lists.into_iter().flatten().map(|(o, live)| apply_over(cl, o, live)))
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(changed + results.into_iter().filter(|c| *c).count())
+}
+
+/// Requests in flight at once while applying: well under the API server's default
+/// per-client limits, enough to hide round trips.
+const APPLY_CONCURRENCY: usize = 8;
+
+fn is_policy(o: &Object) -> bool {
+    matches!(o.kind(), "EnvoyExtensionPolicy" | "WasmPlugin" | "ClientTrafficPolicy" | "BackendTrafficPolicy")
+}
+
+fn webhook_not_ready(e: &kube::Error) -> bool {
+    api_status(e).is_some_and(|(code, m)| code >= 500 && m.contains("failed calling webhook"))
 }
 
 /// Values, mesh and state together: replicas default to what runs now.
@@ -199,7 +276,7 @@ pub async fn up(cl: &mut Cluster, settings: &Settings, bundle: Option<&std::path
     let filter_objs = of(Step::Filters);
     let (policies, delivery): (Vec<&Object>, Vec<&Object>) = filter_objs
         .into_iter()
-        .partition(|o| matches!(o.kind(), "EnvoyExtensionPolicy" | "WasmPlugin" | "ClientTrafficPolicy" | "BackendTrafficPolicy"));
+        .partition(|o| is_policy(o));
     let n = apply_all(cl, &delivery).await?;
     // The proxies fetch the filters once they are attached: serve them first.
     wait_deployment(cl, &ns, &format!("{name}-filters"), w).await?;
@@ -207,6 +284,29 @@ pub async fn up(cl: &mut Cluster, settings: &Settings, bundle: Option<&std::path
     eprintln!("[6/6] filters served in-cluster and attached, traffic policies ({} changed)", n + m);
 
     crate::status::summary(cl, &values, mesh).await
+}
+
+/// `up`'s apply phase alone (the `bench-apply` helper): the same reads, render and applies
+/// in the same order, without step 1, waits, announce refresh or summary.
+pub async fn bench_apply(cl: &Cluster, settings: &Settings) -> Result<(), Error> {
+    let start = std::time::Instant::now();
+    let (values, mesh, mut state) = prepare(cl, settings, None).await?;
+    state.generated.ensure(replicas_of(&values));
+    let filters = Filters::load(&settings.filters_dir())?;
+    let objects = render(&Input { values, mesh, generated: &state.generated, filters: &filters, announce: state.announce })?;
+    let mut changed = 0;
+    for step in [Step::Identity, Step::Cluster, Step::Swarm, Step::Edge, Step::Filters] {
+        let of: Vec<&Object> = objects.iter().filter(|o| o.step == step).collect();
+        // Step 6 applies the filters' delivery before their attachment, as `up` does.
+        let (policies, rest): (Vec<&Object>, Vec<&Object>) = of.into_iter().partition(|o| is_policy(o));
+        changed += apply_all(cl, &rest).await?;
+        changed += apply_all(cl, &policies).await?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({"objects": objects.len(), "changed": changed, "apply_ms": start.elapsed().as_secs_f64() * 1e3})
+    );
+    Ok(())
 }
 
 pub async fn wait_statefulset(cl: &Cluster, ns: &str, name: &str, replicas: u32, w: &WaitArgs) -> Result<(), Error> {

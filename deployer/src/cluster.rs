@@ -11,12 +11,12 @@ use kube::Client;
 use std::path::PathBuf;
 
 /// API groups the objects use: discovery asks only for these (fewer requests than a full
-/// discovery, and it works on servers without aggregated discovery).
+/// discovery, and it works on servers without aggregated discovery). Step 1 discovers the
+/// release manifests' groups itself.
 pub const GROUPS: &[&str] = &[
     "",
     "apps",
     "policy",
-    "apiextensions.k8s.io",
     "gateway.networking.k8s.io",
     "gateway.envoyproxy.io",
     "cert-manager.io",

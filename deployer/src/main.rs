@@ -7,6 +7,7 @@ mod config;
 mod errors;
 mod identity;
 mod install;
+mod noop;
 mod render;
 mod status;
 #[cfg(test)]
@@ -90,6 +91,10 @@ enum Command {
         #[command(flatten)]
         wait: wait::WaitArgs,
     },
+    /// Benchmark helper (deployer/README.md, BENCHMARKS.md): only `up`'s apply phase, steps
+    /// 2-6 in order with no install, no waits and no summary; prints a JSON line.
+    #[command(hide = true)]
+    BenchApply,
     /// Set the number of peers: the StatefulSet and the per-pod swarm Services together.
     Scale {
         /// New number of peers (1-64).
@@ -151,6 +156,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                         apply::down(&cl, &settings, purge, yes_delete_namespace, &wait).await
                     }
                     Command::Scale { replicas, wait } => apply::scale(&cl, &settings, replicas, &wait).await,
+                    Command::BenchApply => apply::bench_apply(&cl, &settings).await,
                 }
             })
         }

@@ -180,6 +180,11 @@ fn parse_documents(path: &str, text: &str) -> Result<Vec<Value>, Error> {
 /// Secret's stringData into data, so a re-apply compares equal to what the server stores.
 fn finish(mut v: Value) -> Value {
     prune_nulls(&mut v);
+    // The server stores an empty `data` as none; sent as `{}` it would count as a change
+    // on every re-apply (servers before 1.27).
+    if v["kind"] == "ConfigMap" && v["data"].as_object().is_some_and(|m| m.is_empty()) {
+        v.as_object_mut().expect("object").remove("data");
+    }
     if v["kind"] == "Secret" {
         if let Some(Value::Object(sd)) = v.as_object_mut().and_then(|o| o.remove("stringData")) {
             let data: serde_json::Map<String, Value> = sd
@@ -198,7 +203,9 @@ fn finish(mut v: Value) -> Value {
 fn prune_nulls(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            m.retain(|_, x| !x.is_null());
+            // `creationTimestamp: null` is how the server stores an embedded object's
+            // metadata (volumeClaimTemplates): kept so a re-apply compares equal.
+            m.retain(|k, x| !x.is_null() || k == "creationTimestamp");
             m.values_mut().for_each(prune_nulls);
         }
         Value::Array(a) => a.iter_mut().for_each(prune_nulls),

@@ -1,0 +1,276 @@
+//! `deployer` (the built binary) against a real kube-apiserver 1.20 with etcd and
+//! kube-controller-manager. Needs `scripts/kube-apiserver.sh build` once; without it every
+//! test here fails with that command. How the 1.20 server's gaps (CEL rules in CRDs,
+//! policy/v1) are handled: tests/support/mod.rs and deployer/README.md ("Tests").
+
+mod support;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{verbs, ApiResource, Discovery, Scope};
+use kube::Client;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+struct Env {
+    bundle: support::Scratch,
+    filters: support::Scratch,
+}
+
+fn env() -> &'static Env {
+    static E: OnceLock<Env> = OnceLock::new();
+    E.get_or_init(|| Env { bundle: support::bundle(), filters: support::filters() })
+}
+
+fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
+    let e = env();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    c.arg("--kubeconfig").arg(kubeconfig).args(["--namespace", ns, "--domain", "ipfs.example.test"]);
+    c.arg("--filters-dir").arg(e.filters.path());
+    c.args(args);
+    if args.first() == Some(&"up") {
+        c.arg("--bundle").arg(e.bundle.path());
+    }
+    if args.first() != Some(&"status") {
+        c.args(["--timeout", "90"]);
+    }
+    c
+}
+
+fn run(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
+    let out = deployer(kubeconfig, ns, args).output().expect("deployer runs");
+    eprintln!("$ deployer {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    out
+}
+
+fn run_ok(kubeconfig: &Path, ns: &str, args: &[&str]) -> String {
+    let out = run(kubeconfig, ns, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "deployer {} failed ({:?}):\n{err}", args.join(" "), out.status);
+    err
+}
+
+/// Every object of the namespace (all listable kinds but events) and the cluster-scoped
+/// objects `up` applies, with their resourceVersions.
+async fn snapshot(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    let disc = Discovery::new(c.clone()).run().await.unwrap();
+    let mut out = BTreeMap::new();
+    for group in disc.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if !caps.supports_operation(verbs::LIST) || ar.kind == "Event" {
+                continue;
+            }
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => Api::namespaced_with(c.clone(), ns, &ar),
+                Scope::Cluster if ["Namespace", "GatewayClass", "CustomResourceDefinition"].contains(&ar.kind.as_str()) => {
+                    Api::all_with(c.clone(), &ar)
+                }
+                Scope::Cluster => continue,
+            };
+            for o in api.list(&ListParams::default()).await.unwrap() {
+                // Other tests' namespaces come and go.
+                if ar.kind == "Namespace" && o.metadata.name.as_deref() != Some(ns) {
+                    continue;
+                }
+                let key = format!("{}/{}/{}", ar.kind, o.metadata.namespace.clone().unwrap_or_default(), o.metadata.name.clone().unwrap_or_default());
+                out.insert(key, o.metadata.resource_version.unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+/// Waits until two snapshots a second apart agree (the controller-manager has settled).
+async fn settled(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    let mut last = snapshot(c, ns).await;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = snapshot(c, ns).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("namespace {ns} never settled");
+}
+
+fn swarm_services(list: &[Service]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().filter_map(|s| s.metadata.name.clone()).filter(|n| n.contains("-swarm-")).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_installs_everything_and_a_second_up_changes_nothing() {
+    let s = support::server();
+    let ns = "t-twice";
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    for step in ["[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"] {
+        assert!(err.contains(step), "no {step} in:\n{err}");
+    }
+    let c = support::client(&s.admin()).await;
+
+    // Step 1 from the bundle: cert-manager's controller runs with Gateway API support.
+    let deps: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(c.clone(), "cert-manager");
+    let cm = deps.get("cert-manager").await.unwrap();
+    let args = cm.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+    assert!(args.contains(&"--enable-gateway-api".to_string()), "{args:?}");
+
+    // Every kind landed; the PodDisruptionBudget as policy/v1beta1 (1.20 has no policy/v1).
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items), ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-1"]);
+    let swarm = svcs.get("ipfs-cluster-swarm-0").await.unwrap().spec.unwrap();
+    let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
+    assert_eq!(protocols, ["TCP", "UDP"]);
+    for (g, v, k, name) in [
+        ("policy", "v1beta1", "PodDisruptionBudget", "ipfs-cluster"),
+        ("gateway.networking.k8s.io", "v1", "Gateway", "ipfs-cluster"),
+        ("cert-manager.io", "v1", "Certificate", "ipfs-cluster-tls"),
+        ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", "ipfs-cluster-filters"),
+    ] {
+        let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)));
+        api.get(name).await.unwrap_or_else(|e| panic!("{k}/{name}: {e}"));
+    }
+    let before = settled(&c, ns).await;
+    assert!(before.len() > 25, "{before:?}");
+
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert!(err.contains("Envoy Gateway is present") && err.contains("cert-manager is present"), "{err}");
+    let after = snapshot(&c, ns).await;
+    let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).collect();
+    assert!(changed.is_empty() && after.len() == before.len(), "changed by the second up: {changed:?}");
+    assert_eq!(err.matches("(0 changed)").count(), 5, "a rerun changed something:\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_killed_midway_then_rerun_converges() {
+    let s = support::server();
+    let ns = "t-killed";
+    let c = support::client(&s.admin()).await;
+    // No pod becomes ready: `up` stops at step 3, waiting, and is killed there.
+    support::paused().lock().unwrap().insert(ns.into());
+    let mut child = deployer(&s.admin(), ns, &["up", "--replicas", "3"]).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let mut seen = String::new();
+    for line in stderr.split(b'\n') {
+        let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("[3/6]") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no step 3 in time:\n{seen}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    assert!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).is_empty(), "killed before step 4");
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let ids_before = secrets.get("ipfs-cluster-identities").await.unwrap().data;
+
+    support::paused().lock().unwrap().remove(ns);
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert!(err.contains("[6/6]"), "{err}");
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    // The identities made before the kill are kept, not regenerated.
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids_before);
+    let before = settled(&c, ns).await;
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
+    assert_eq!(snapshot(&c, ns).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_keeps_volumes_and_secret_and_purge_removes_them() {
+    let s = support::server();
+    let ns = "t-down";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    // Two volume claim templates (Kubo, ipfs-cluster) per pod.
+    let start = Instant::now();
+    while pvcs.list(&Default::default()).await.unwrap().items.len() < 4 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the StatefulSet's PVCs did not appear");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let secret = secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data;
+
+    let err = run_ok(&s.admin(), ns, &["down"]);
+    assert!(err.contains("kept:"), "{err}");
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(c.clone(), ns);
+    assert!(sts.get_opt("ipfs-cluster").await.unwrap().is_none());
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    assert!(svcs.list(&Default::default()).await.unwrap().items.is_empty(), "Services left after down");
+    assert_eq!(pvcs.list(&Default::default()).await.unwrap().items.len(), 4, "down must keep the volumes");
+    assert_eq!(secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data, secret);
+
+    // `up` after `down` reuses the kept secret.
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    assert_eq!(secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data, secret);
+
+    let out = run(&s.admin(), ns, &["down", "--purge"]);
+    assert_eq!(out.status.code(), Some(10), "--purge without confirmation must abort");
+    run_ok(&s.admin(), ns, &["down", "--purge", "--yes-delete-namespace", ns]);
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+    assert!(nss.get_opt(ns).await.unwrap().is_none());
+    let all_pvcs: Api<PersistentVolumeClaim> = Api::all(c.clone());
+    let left = all_pvcs.list(&Default::default()).await.unwrap().items;
+    assert!(left.iter().all(|p| p.metadata.namespace.as_deref() != Some(ns)), "volumes left after --purge");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_3_to_5_adds_exactly_two_swarm_services() {
+    let s = support::server();
+    let ns = "t-scale";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "3"]);
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    let before: BTreeMap<String, String> = svcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| (s.metadata.name.unwrap(), s.metadata.resource_version.unwrap()))
+        .collect();
+    run_ok(&s.admin(), ns, &["scale", "5"]);
+    let after: BTreeMap<String, String> = svcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| (s.metadata.name.unwrap(), s.metadata.resource_version.unwrap()))
+        .collect();
+    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
+    assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-4"]);
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k} changed by scale");
+    }
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(c.clone(), ns);
+    assert_eq!(sts.get("ipfs-cluster").await.unwrap().spec.unwrap().replicas, Some(5));
+    // Scaling down removes the swarm Services of the gone ordinals.
+    run_ok(&s.admin(), ns, &["scale", "3"]);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_without_rights_gets_the_forbidden_message() {
+    let s = support::server();
+    for args in [&["up"][..], &["status"], &["down"]] {
+        let out = run(&s.nobody(), "t-forbidden", args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        assert!(err.contains("forbidden: cannot ") && err.contains("hint: the deployer needs rights to"), "{args:?}: {err}");
+    }
+    let out = run(&s.nobody(), "t-forbidden", &["up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot list deployments.apps"), "{err}");
+}
