@@ -105,13 +105,18 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         }
     }
     // Kubo's version lives only in KUBO_IMAGE: the `Server` header add_response writes must
-    // name the Kubo that actually runs.
+    // name the Kubo that actually runs. The upload limit lives in MAX_UPLOAD_BYTES.
+    let mut cfg: serde_json::Map<String, Value> =
+        serde_json::from_str(values.req("FILTER_CONFIG_ADD_RESPONSE")).expect("checked above");
     if let Some(version) = kubo_version(values.req("KUBO_IMAGE")) {
-        let mut cfg: serde_json::Map<String, Value> =
-            serde_json::from_str(values.req("FILTER_CONFIG_ADD_RESPONSE")).expect("checked above");
         cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
-        values.set("FILTER_CONFIG_ADD_RESPONSE", Value::Object(cfg).to_string());
     }
+    let limit: u64 = values
+        .req("MAX_UPLOAD_BYTES")
+        .parse()
+        .map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
+    cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
+    values.set("FILTER_CONFIG_ADD_RESPONSE", Value::Object(cfg).to_string());
 
     let mut out = Vec::new();
     for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.mesh)) {
@@ -413,7 +418,7 @@ pub mod tests {
                     .clone(),
                 Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-add-response")["spec"]["pluginConfig"].clone(),
             };
-            assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0"}), "{}", mesh.as_str());
+            assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0", "max_upload_bytes": 10737418240u64}), "{}", mesh.as_str());
         }
         let (mut values, mesh) = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.resolve().unwrap();
         values.set("FILTER_CONFIG_ADD_RESPONSE", r#"{"max_line_bytes":1024}"#);
@@ -422,7 +427,7 @@ pub mod tests {
         let objs = render(&Input { values, mesh, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
         let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
         let w = p["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "add_response").unwrap().clone();
-        assert_eq!(w["config"], serde_json::json!({"max_line_bytes": 1024, "server": "kubo/0.41.1"}));
+        assert_eq!(w["config"], serde_json::json!({"max_line_bytes": 1024, "server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
     }
 
     #[test]

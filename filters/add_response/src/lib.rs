@@ -63,6 +63,8 @@ enum State {
 
 struct Rewrite {
     scanner: Option<Scanner>,
+    /// Upload bytes seen so far (for `max_upload_bytes`).
+    uploaded: u64,
     /// Parts of the upload seen so far.
     parts: u64,
     response: AddResponse,
@@ -113,6 +115,11 @@ impl HttpContext for Add {
         if host::get_header(MapType::HttpRequestHeaders, BACKEND_HEADER).as_deref() != Some(Backend::Proxy.header_value().as_bytes()) {
             let _ = host::remove_header(MapType::HttpRequestHeaders, BACKEND_HEADER);
         }
+        let limit = self.config.max_upload_bytes;
+        let declared = host::get_header_str(MapType::HttpRequestHeaders, "content-length").and_then(|v| v.parse::<u64>().ok());
+        if limit > 0 && declared.is_some_and(|n| n > limit) {
+            return reply(&Reply::upload_too_large(limit), &self.config.server);
+        }
         let content_type = host::get_header_str(MapType::HttpRequestHeaders, "content-type").unwrap_or_default();
         match query::route(&path, &content_type, self.config.refuse_unsupported_options) {
             Target::Reply(r) => reply(&r, &self.config.server),
@@ -143,6 +150,7 @@ impl HttpContext for Add {
                     scanner,
                     response,
                     parts: 0,
+                    uploaded: 0,
                     cutter: LineCutter::new(self.config.max_line_bytes),
                 }));
                 Action::Continue
@@ -152,6 +160,14 @@ impl HttpContext for Add {
 
     fn on_http_request_body(&mut self, size: usize, eos: bool) -> Action {
         let State::Rewriting(rw) = &mut self.state else { return Action::Continue };
+        rw.uploaded += size as u64;
+        let limit = self.config.max_upload_bytes;
+        if limit > 0 && rw.uploaded > limit {
+            // A chunked upload without Content-Length: cut where it passes
+            // the limit (Envoy resets the request to the cluster, which then
+            // adds nothing and pins nothing).
+            return reply(&Reply::upload_too_large(limit), &self.config.server);
+        }
         let Some(scanner) = rw.scanner.as_mut() else { return Action::Continue };
         // Read-only: the upload passes byte for byte, chunk by chunk.
         let chunk = if size == 0 { Vec::new() } else { host::get_buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default() };

@@ -5,18 +5,17 @@
 //! contexts only read that state, so a probe never waits on a backend.
 //! Envoy runs one VM per worker thread, so each worker checks on its own
 //! (W workers send W checks per interval) and answers from its own view.
-
-#[path = "../../router/src/abi.rs"]
-mod abi;
+//! Every host call goes through `edge_host`, which cannot panic.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use edge_host as host;
 use edge_logic::health::{ok_answer, HealthConfig, Tracker};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
@@ -31,7 +30,7 @@ proxy_wasm::main! {{
 
 /// The first round of checks runs this soon after configuration, instead of
 /// a whole interval later.
-const FIRST_TICK_MS: u32 = 200;
+const FIRST_TICK: Duration = Duration::from_millis(200);
 
 struct HealthRoot {
     config: Rc<HealthConfig>,
@@ -50,7 +49,7 @@ impl HealthRoot {
                 let after = t.healthy();
                 if before != after {
                     let (status, body) = t.answer();
-                    abi::log(abi::LOG_WARN, &format!("now {status}: {}", body.trim_end()));
+                    host::log(LogLevel::Warn, &format!("now {status}: {}", body.trim_end()));
                 }
             }
         }
@@ -63,9 +62,7 @@ impl Context for HealthRoot {
             return;
         };
         // No :status means the host gave up: timeout, refused, reset.
-        let status = abi::header(abi::MAP_HTTP_CALL_RESPONSE_HEADERS, ":status")
-            .ok()
-            .flatten()
+        let status = host::get_header(MapType::HttpCallResponseHeaders, ":status")
             .and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u16>().ok()));
         let outcome = match self.config.active.as_ref().and_then(|a| a.checks.get(i)) {
             Some(check) => check.evaluate(status),
@@ -76,18 +73,18 @@ impl Context for HealthRoot {
 }
 
 impl RootContext for HealthRoot {
-    fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = match abi::plugin_configuration(size) {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
             Ok(b) => b,
             Err(e) => {
-                abi::log(abi::LOG_ERROR, &format!("cannot read plugin configuration: host status {}", e.0));
+                host::log(LogLevel::Error, &format!("cannot read plugin configuration: host status {e}"));
                 return false;
             }
         };
         let config = match HealthConfig::from_json(&bytes) {
             Ok(c) => c,
             Err(msg) => {
-                abi::log(abi::LOG_ERROR, &msg);
+                host::log(LogLevel::Error, &msg);
                 return false;
             }
         };
@@ -97,8 +94,8 @@ impl RootContext for HealthRoot {
         let active = config.active.is_some();
         self.config = Rc::new(config);
         if active {
-            if let Err(e) = abi::set_tick_period_ms(FIRST_TICK_MS) {
-                abi::log(abi::LOG_ERROR, &format!("cannot start the check timer: host status {}", e.0));
+            if let Err(e) = host::set_tick_period(FIRST_TICK) {
+                host::log(LogLevel::Error, &format!("cannot start the check timer: host status {e}"));
                 return false;
             }
         }
@@ -111,9 +108,8 @@ impl RootContext for HealthRoot {
         };
         if self.first_tick {
             self.first_tick = false;
-            let ms = u32::try_from(active.interval.as_millis()).unwrap_or(u32::MAX);
-            if let Err(e) = abi::set_tick_period_ms(ms) {
-                abi::log(abi::LOG_ERROR, &format!("cannot set the check interval: host status {}", e.0));
+            if let Err(e) = host::set_tick_period(active.interval) {
+                host::log(LogLevel::Error, &format!("cannot set the check interval: host status {e}"));
             }
         }
         for (i, check) in active.checks.iter().enumerate() {
@@ -123,22 +119,13 @@ impl RootContext for HealthRoot {
                 continue;
             }
             let body: Option<&[u8]> = if check.method == "POST" { Some(b"") } else { None };
-            // The SDK's dispatch must be used (it registers the token for the
-            // callback); it only panics on statuses Envoy's http_call does
-            // not return (it returns Ok, BadArgument or InternalFailure).
-            match proxy_wasm::hostcalls::dispatch_http_call(
-                &check.cluster,
-                check.headers(),
-                body,
-                vec![],
-                clamp(active.timeout),
-            ) {
+            match host::dispatch_http_call(&check.cluster, &check.headers(), body, active.timeout) {
                 Ok(token) => {
                     self.in_flight.insert(token, i);
                 }
                 Err(status) => {
                     // BadArgument is what an unknown cluster gives.
-                    self.record(i, Err(format!("cannot call cluster {:?}: {:?}", check.cluster, status)));
+                    self.record(i, Err(format!("cannot call cluster {:?}: {status}", check.cluster)));
                 }
             }
         }
@@ -156,10 +143,6 @@ impl RootContext for HealthRoot {
     }
 }
 
-fn clamp(d: Duration) -> Duration {
-    d.max(Duration::from_millis(1))
-}
-
 struct HealthHttp {
     config: Rc<HealthConfig>,
     tracker: Option<Rc<RefCell<Tracker>>>,
@@ -169,7 +152,7 @@ impl Context for HealthHttp {}
 
 impl HttpContext for HealthHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let get = |name: &str| abi::header(abi::MAP_REQUEST_HEADERS, name).ok().flatten();
+        let get = |name: &str| host::get_header(MapType::HttpRequestHeaders, name);
         let (Some(method), Some(path)) = (get(":method"), get(":path")) else {
             return Action::Continue;
         };
@@ -189,12 +172,12 @@ impl HttpContext for HealthHttp {
             },
             None => ok_answer(),
         };
-        let headers: [(&str, &[u8]); 2] = [("content-type", b"application/json"), ("cache-control", b"no-store")];
-        let body = if method == "HEAD" { None } else { Some(body.as_bytes()) };
-        match abi::send_local_response(status, &headers, body) {
+        let headers: [(&[u8], &[u8]); 2] = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")];
+        let body: &[u8] = if method == "HEAD" { b"" } else { body.as_bytes() };
+        match host::send_response(u32::from(status), &headers, body) {
             Ok(()) => Action::Pause,
             Err(e) => {
-                abi::log(abi::LOG_ERROR, &format!("local response failed: host status {}", e.0));
+                host::log(LogLevel::Error, &format!("local response failed: host status {e}"));
                 Action::Continue
             }
         }

@@ -6,7 +6,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use edge_logic::router::{
-    self, auth::base64_encode, classify, parse_target, wire, Access, Backend, Decision, Policy, Request,
+    self, auth::base64_encode, classify, parse_target, Access, Backend, Decision, Policy, Request,
 };
 
 const CID0: &str = "QmZnrPBqsrNg5iuHuFzhWg9bxwHFAcH3ojWFALyURhTotM";
@@ -375,19 +375,23 @@ fn base64_matches_rfc4648_vectors() {
 }
 
 #[test]
-fn wire_format_round_trips_and_rejects_garbage() {
-    let pairs: [(&str, &[u8]); 3] = [(":path", b"/x"), ("ua", b"\xff\xfe"), ("empty", b"")];
-    let enc = wire::encode_map(&pairs);
-    let dec = wire::decode_map(&enc).unwrap();
-    assert_eq!(dec.len(), 3);
-    assert_eq!(dec[1].1, b"\xff\xfe".to_vec());
-    assert_eq!(wire::decode_map(&[]), Some(vec![]));
-    for cut in 1..enc.len() {
-        // Every truncation is either rejected or decodes to fewer bytes; never a panic.
-        let _ = wire::decode_map(&enc[..cut]);
-    }
-    assert_eq!(wire::decode_map(&[0xff, 0xff, 0xff, 0xff]), None);
-    assert_eq!(wire::decode_map(&enc[..enc.len() - 1]), None);
+fn rpc_method_refusal_is_kubos_own_answer() {
+    // Kubo (go-ipfs-cmds http.Error) answers a GET on the RPC API in plain
+    // text, not with its error JSON: the edge answers the same bytes.
+    let p = policy("");
+    let Decision::Refuse(r) = decide(&p, "GET", "/api/v0/add", &[]) else { panic!() };
+    let (h, body) = router::refusal_response(&p, &r);
+    assert_eq!(body, "405 - Method Not Allowed\n");
+    let names: Vec<&str> = h.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, ["allow", "content-type", "vary", "x-content-type-options"]);
+    assert!(h.contains(&("content-type", "text/plain; charset=utf-8".to_string())));
+    // Other refusals keep the JSON.
+    let Decision::Refuse(r) = decide(&p, "POST", "/api/v0/shutdown", &[]) else { panic!() };
+    let (h, body) = router::refusal_response(&p, &r);
+    assert!(body.starts_with("{\"Message\":"), "{body}");
+    assert!(h.contains(&("content-type", "application/json".to_string())));
+    let Decision::Refuse(r) = decide(&p, "POST", "/ipfs/bafkqaaa", &[]) else { panic!() };
+    assert!(router::refusal_response(&p, &r).1.starts_with("{\"Message\":\"405"));
 }
 
 #[test]

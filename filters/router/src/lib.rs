@@ -3,17 +3,18 @@
 //! Per request: read the headers once, drop any client-sent
 //! `x-ipfs-edge-backend`, classify, then either set that header and ask
 //! Envoy to recompute the route (`clear_route_cache`), or answer with Kubo's
-//! error JSON. Bodies are never touched. Every host call goes through `abi`,
+//! error JSON. Bodies are never touched. Every host call goes through `edge_host`,
 //! which returns errors instead of panicking; on any host failure the
 //! request fails closed (no backend header: Envoy's default route refuses).
 
-mod abi;
-
 use std::rc::Rc;
 
+use edge_host::{self as host, HostError};
 use edge_logic::router::{self, Decision, Policy, Request, BACKEND_HEADER};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+
+const REQUEST: MapType = MapType::HttpRequestHeaders;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
@@ -28,24 +29,24 @@ struct RouterRoot {
 impl Context for RouterRoot {}
 
 impl RootContext for RouterRoot {
-    fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = match abi::plugin_configuration(size) {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
             Ok(b) => b,
             Err(e) => {
-                abi::log(abi::LOG_ERROR, &format!("cannot read plugin configuration: host status {}", e.0));
+                host::log(LogLevel::Error, &format!("cannot read plugin configuration: host status {e}"));
                 return false;
             }
         };
         match Policy::from_json(&bytes) {
             Ok(p) => {
                 if p.credentials.is_empty() {
-                    abi::log(abi::LOG_INFO, "no credentials configured, commands marked `credential` are refused");
+                    host::log(LogLevel::Info, "no credentials configured, commands marked `credential` are refused");
                 }
                 self.policy = Rc::new(p);
                 true
             }
             Err(msg) => {
-                abi::log(abi::LOG_ERROR, &msg);
+                host::log(LogLevel::Error, &msg);
                 false
             }
         }
@@ -68,17 +69,16 @@ impl Context for RouterHttp {}
 
 impl RouterHttp {
     fn refuse(&self, r: &router::Refusal) -> Action {
-        let body = router::kubo_error_body(r.status, &r.message);
-        let headers = router::refusal_headers(&self.policy, r);
-        let h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-        match abi::send_local_response(r.status, &h, Some(body.as_bytes())) {
+        let (headers, body) = router::refusal_response(&self.policy, r);
+        let h: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
+        match host::send_response(u32::from(r.status), &h, body.as_bytes()) {
             Ok(()) => Action::Pause,
             Err(e) => {
-                abi::log(abi::LOG_ERROR, &format!("local response failed: host status {}", e.0));
+                host::log(LogLevel::Error, &format!("local response failed: host status {e}"));
                 // Without a backend header the request lands on Envoy's
                 // default (refusing) route; if even the removal fails, stall
                 // the request rather than let it through.
-                match abi::remove_header(abi::MAP_REQUEST_HEADERS, BACKEND_HEADER) {
+                match host::remove_header(REQUEST, BACKEND_HEADER) {
                     Ok(()) => Action::Continue,
                     Err(_) => Action::Pause,
                 }
@@ -86,8 +86,11 @@ impl RouterHttp {
         }
     }
 
-    fn fail_closed(&self, what: &str, e: abi::HostError) -> Action {
-        abi::log(abi::LOG_ERROR, &format!("{what}: host status {}", e.0));
+    fn fail_closed(&self, what: &str, e: Option<HostError>) -> Action {
+        match e {
+            Some(e) => host::log(LogLevel::Error, &format!("{what}: host status {e}")),
+            None => host::log(LogLevel::Error, what),
+        }
         self.refuse(&router::Refusal {
             status: 500,
             message: "500 - edge router failure".into(),
@@ -99,9 +102,11 @@ impl RouterHttp {
 
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let pairs = match abi::header_pairs(abi::MAP_REQUEST_HEADERS) {
-            Ok(p) => p,
-            Err(e) => return self.fail_closed("cannot read request headers", e),
+        // Header names are tokens: a non-UTF-8 one cannot match anything
+        // the router reads, so a lossy name is enough; values stay bytes.
+        let pairs: Vec<(String, Vec<u8>)> = match host::get_map(REQUEST) {
+            Some(p) => p.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect(),
+            None => return self.fail_closed("cannot read request headers", None),
         };
         let mut method = "";
         let mut path: &[u8] = b"";
@@ -118,8 +123,8 @@ impl HttpContext for RouterHttp {
         }
         // A client must never choose its backend.
         if client_marked {
-            if let Err(e) = abi::remove_header(abi::MAP_REQUEST_HEADERS, BACKEND_HEADER) {
-                return self.fail_closed("cannot remove client backend header", e);
+            if let Err(e) = host::remove_header(REQUEST, BACKEND_HEADER) {
+                return self.fail_closed("cannot remove client backend header", Some(e));
             }
         }
         let headers: Vec<(&str, &[u8])> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
@@ -128,17 +133,17 @@ impl HttpContext for RouterHttp {
             Decision::Refuse(r) => self.refuse(&r),
             Decision::Route { backend, strip_authorization } => {
                 if strip_authorization && has_authorization {
-                    if let Err(e) = abi::remove_header(abi::MAP_REQUEST_HEADERS, "authorization") {
-                        return self.fail_closed("cannot remove authorization", e);
+                    if let Err(e) = host::remove_header(REQUEST, "authorization") {
+                        return self.fail_closed("cannot remove authorization", Some(e));
                     }
                 }
-                if let Err(e) = abi::replace_header(abi::MAP_REQUEST_HEADERS, BACKEND_HEADER, backend.header_value()) {
-                    return self.fail_closed("cannot set backend header", e);
+                if let Err(e) = host::set_header(REQUEST, BACKEND_HEADER, backend.header_value().as_bytes()) {
+                    return self.fail_closed("cannot set backend header", Some(e));
                 }
                 // Without this, a route chosen before this filter ran (by an
                 // earlier filter asking for it) would stay in force.
-                if let Err(e) = abi::call_foreign_function("clear_route_cache", &[]) {
-                    return self.fail_closed("clear_route_cache failed", e);
+                if let Err(e) = host::clear_route_cache() {
+                    return self.fail_closed("clear_route_cache failed", Some(e));
                 }
                 Action::Continue
             }

@@ -31,11 +31,26 @@ impl Envoy {
         Self::start_with(config, patches, false)
     }
 
+    /// Starts Envoy, or returns its log when it refuses the configuration.
+    pub fn try_start(config: &str, patches: &[Patch]) -> Result<Envoy, String> {
+        Self::launch(config, patches, &["*"])
+    }
+
+    /// The configuration with only the Wasm filters named in `keep` (`"*"`:
+    /// all), e.g. the router alone for the benchmark.
+    pub fn start_keeping(config: &str, patches: &[Patch], keep: &[&str]) -> Envoy {
+        Self::launch(config, patches, keep).unwrap_or_else(|log| panic!("envoy did not start:\n{log}"))
+    }
+
     fn start_with(config: &str, patches: &[Patch], filters: bool) -> Envoy {
+        Self::start_keeping(config, patches, if filters { &["*"] } else { &[] })
+    }
+
+    fn launch(config: &str, patches: &[Patch], keep: &[&str]) -> Result<Envoy, String> {
         let root = crate::repo_root();
         let mut text = std::fs::read_to_string(root.join(config)).expect("envoy config");
-        if !filters {
-            text = drop_wasm_filters(&text);
+        if !keep.contains(&"*") {
+            text = drop_wasm_filters(&text, keep);
         }
         for Patch(from, to) in patches {
             assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once in {config}");
@@ -56,7 +71,9 @@ impl Envoy {
         let child = Command::new(bin)
             .arg("-c")
             .arg(&cfg)
-            .args(["--concurrency", "1", "--use-dynamic-base-id", "--log-level", "warn"])
+            .args(["--concurrency", "1", "--use-dynamic-base-id", "--log-level"])
+            // EDGE_ENVOY_LOG_LEVEL=debug when a test needs Envoy's view.
+            .arg(std::env::var("EDGE_ENVOY_LOG_LEVEL").unwrap_or_else(|_| "warn".into()))
             .arg("--admin-address-path")
             .arg(&admin_file)
             .current_dir(&root)
@@ -66,23 +83,25 @@ impl Envoy {
             .spawn()
             .expect("start envoy");
         let mut envoy = Envoy { child, port: 0, admin: 0, dir };
-        envoy.wait_ready(&admin_file);
-        envoy
+        envoy.wait_ready(&admin_file)?;
+        Ok(envoy)
     }
 
-    fn wait_ready(&mut self, admin_file: &Path) {
+    fn wait_ready(&mut self, admin_file: &Path) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("envoy exited ({status}):\n{}", self.log());
+                return Err(format!("envoy exited ({status}):\n{}", self.log()));
             }
-            assert!(Instant::now() < deadline, "envoy not ready in 60 s:\n{}", self.log());
+            if Instant::now() > deadline {
+                return Err(format!("envoy not ready in 60 s:\n{}", self.log()));
+            }
             if let Ok(addr) = std::fs::read_to_string(admin_file) {
                 if let Some(port) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
                     self.admin = port;
                     if let Some(p) = self.listener_port() {
                         self.port = p;
-                        return;
+                        return Ok(());
                     }
                 }
             }
@@ -122,10 +141,10 @@ impl Drop for Envoy {
     }
 }
 
-/// Removes every `envoy.filters.http.wasm` entry from `http_filters`
-/// (entries are `- name:` items at one indentation; a Wasm one has the Wasm
-/// type URL in its body).
-fn drop_wasm_filters(text: &str) -> String {
+/// Removes every `envoy.filters.http.wasm` entry from `http_filters` but
+/// those named in `keep` (entries are `- name:` items at one indentation; a
+/// Wasm one has the Wasm type URL in its body).
+fn drop_wasm_filters(text: &str, keep: &[&str]) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -142,8 +161,11 @@ fn drop_wasm_filters(text: &str) -> String {
                 }
                 j += 1;
             }
-            let item = lines[i..j].join("\n");
-            if item.contains("envoy.extensions.filters.http.wasm.v3.Wasm") {
+            // Only an item whose own typed_config is the Wasm filter (its
+            // first lines), not an enclosing listener that contains one.
+            let item = lines[i..j.min(i + 3)].join("\n");
+            let name = l.trim_start().trim_start_matches("- name:").trim();
+            if item.contains("envoy.extensions.filters.http.wasm.v3.Wasm") && !keep.contains(&name) {
                 i = j;
                 continue;
             }

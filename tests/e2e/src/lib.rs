@@ -2,8 +2,11 @@
 //! repository's own configuration, raw HTTP/1.1 exchanges with it, and the
 //! upload bodies real clients send.
 
+pub mod edge;
 pub mod envoy;
+pub mod h2;
 pub mod http;
+pub mod recorder;
 pub mod sink;
 pub mod stack;
 pub mod upload;

@@ -42,19 +42,56 @@ impl AddStack {
 /// manifests/envoy/envoy.yaml with its backends at these ports and the
 /// add_response configuration `json`; `filters: false` for the baseline.
 pub fn envoy_in_front_of(cluster: u16, kubo: u16, json: &str, filters: bool) -> Envoy {
-    let mut patches = vec![
-        Patch("port_value: 9095", format!("port_value: {cluster}")),
-        Patch("port_value: 5001", format!("port_value: {kubo}")),
-    ];
+    let patches = patches(cluster, kubo, json, filters);
     if filters {
-        patches.push(Patch("value: \"{}\"", format!("value: {}", serde_quote(json))));
         Envoy::start("manifests/envoy/envoy.yaml", &patches)
     } else {
         Envoy::start_without_filters("manifests/envoy/envoy.yaml", &patches)
     }
 }
 
+/// The patches that put manifests/envoy/envoy.yaml in front of these ports
+/// with the add_response configuration `json`. The cluster REST API and the
+/// gateway get a closed port: the add tests never reach them.
+pub fn patches(cluster: u16, kubo: u16, json: &str, filters: bool) -> Vec<Patch<'static>> {
+    let closed = closed_port();
+    let mut patches = vec![
+        Patch("port_value: 9095", format!("port_value: {cluster}")),
+        Patch("port_value: 5001", format!("port_value: {kubo}")),
+        Patch("port_value: 9094", format!("port_value: {closed}")),
+        Patch("port_value: 8080", format!("port_value: {closed}")),
+    ];
+    if filters {
+        patches.push(Patch(ADD_RESPONSE_VALUE, format!("value: {}", serde_quote(json))));
+        patches.push(Patch(ROUTER_VALUE, format!("value: {}", serde_quote(ADD_ROUTER_CONFIG))));
+    } else {
+        // Nothing marks requests without the router: the baseline sends
+        // what would be unmarked to the cluster proxy, as the add-only
+        // manifest did.
+        patches.push(Patch(UNMARKED_ROUTE, "route: { cluster: cluster_proxy, timeout: 0s }".into()));
+    }
+    patches
+}
+
+/// The router configuration the add tests run with: the manifest's
+/// read-only preset with `add` opened to everyone, so the same request
+/// bytes go to Kubo and through the edge (a test setting).
+pub const ADD_ROUTER_CONFIG: &str = r#"{"preset": "read-only", "rpc": {"add": "public"}}"#;
+
+/// Lines of the manifest the tests replace, each exactly once: the three
+/// filters' configurations and the action of the last (unmarked) route.
+pub const HEALTH_VALUE: &str = r#"value: '{"paths": ["/"], "answer": "all"}'"#;
+pub const ROUTER_VALUE: &str = r#"value: '{"preset": "read-only"}'"#;
+pub const ADD_RESPONSE_VALUE: &str = r#"value: "{}""#;
+pub const UNMARKED_ROUTE: &str = "direct_response:\n                  status: 403";
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().unwrap().port()
+}
+
 /// A YAML double-quoted scalar.
-fn serde_quote(s: &str) -> String {
+pub fn serde_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

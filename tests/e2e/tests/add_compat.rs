@@ -131,3 +131,17 @@ fn only_hash_is_kubos_answer_and_pins_nothing() {
     assert_eq!(r.status, 200);
     assert_eq!(stack.cluster_state.pins.lock().unwrap().len(), 1, "a normal add must go to the cluster and pin");
 }
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_key() {
+    for (json, key) in [(r#"{"max_line":100}"#, "max_line"), (r#"{"server":7}"#, "server"), (r#"{"max_line_bytes":"big"}"#, "max_line_bytes")] {
+        let patches = e2e::stack::patches(1, 1, json, true);
+        match e2e::envoy::Envoy::try_start("manifests/envoy/envoy.yaml", &patches) {
+            Ok(_) => panic!("{json} was accepted"),
+            Err(log) => {
+                let line = log.lines().find(|l| l.contains("add_response configuration")).unwrap_or_else(|| panic!("no log line for {json}:\n{log}"));
+                assert!(line.contains(key), "{line}");
+            }
+        }
+    }
+}

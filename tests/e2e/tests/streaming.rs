@@ -123,3 +123,46 @@ fn events_cut_across_chunks_are_rewritten_whole_and_nothing_is_lost() {
     assert_eq!(String::from_utf8_lossy(&r.body), format!("{named}not an event\n{named}tail, no event"));
     assert_eq!(r.trailers, vec![("x-stream-error".to_string(), "boom".to_string())]);
 }
+
+#[test]
+fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
+    let stack = AddStack::start(Some(&format!(r#"{{"server":"kubo/{}","max_upload_bytes":100000}}"#, standins::kubo::KUBO_VERSION)));
+    let big = body(&[Entry::File("big.bin", &content(300_000, 3))]);
+    // Declared too large: refused on the headers, before any body byte is
+    // read (a client still sending would see its connection closed).
+    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
+    let head = format!(
+        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        content_type(),
+        big.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    assert!(read_until(&mut s, &mut seen, b"bytes\"", Duration::from_secs(20)), "{}\n{}", String::from_utf8_lossy(&seen), stack.envoy.log());
+    let r = e2e::http::parse(&seen).expect("complete answer");
+    assert_eq!(r.status, 413, "{}", r.semantic());
+    assert!(String::from_utf8_lossy(&r.body).contains("limit of 100000 bytes"));
+    // Chunked, no length: cut when it passes the limit.
+    let mut req = format!(
+        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        content_type()
+    )
+    .into_bytes();
+    // Up to just past the limit, then wait for the answer.
+    for piece in big[..120_000].chunks(16 * 1024) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
+    s.write_all(&req).unwrap();
+    let mut seen = Vec::new();
+    assert!(read_until(&mut s, &mut seen, b"bytes\"", Duration::from_secs(20)), "{}\n{}", String::from_utf8_lossy(&seen), stack.envoy.log());
+    let r = e2e::http::parse(&seen).expect("complete answer");
+    assert_eq!(r.status, 413, "{}", r.semantic());
+    // Under the limit, adds work as before.
+    let small = body(&[Entry::File("small.bin", &content(50_000, 4))]);
+    let r = e2e::http::exchange(stack.envoy.port, &e2e::http::request("POST", "/api/v0/add", Some(&content_type()), &small)).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(stack.cluster_state.pins.lock().unwrap().len(), 1, "only the small add may pin");
+}

@@ -24,6 +24,10 @@ pub struct AddConfig {
     /// Refuse Kubo options the cluster ignores but that change the CID
     /// (mode, mtime, inline, ...), rather than answer with another CID.
     pub refuse_unsupported_options: bool,
+    /// Largest upload accepted, in bytes; `0`: no limit. Envoy (and Envoy
+    /// Gateway) can only cap a body by buffering it, which large adds cannot
+    /// afford; the filter counts bytes as they stream instead.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for AddConfig {
@@ -33,6 +37,7 @@ impl Default for AddConfig {
             server: DEFAULT_SERVER.into(),
             only_hash_backend: "kubo".into(),
             refuse_unsupported_options: true,
+            max_upload_bytes: 0,
         }
     }
 }

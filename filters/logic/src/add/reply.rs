@@ -35,6 +35,15 @@ impl Reply {
         }
     }
 
+    /// An upload over the configured limit. Kubo has no limit, so there is
+    /// no Kubo answer to copy: its error shape, with the status a proxy
+    /// gives (413).
+    pub fn upload_too_large(limit: u64) -> Reply {
+        let mut r = Self::kubo_error(&format!("upload larger than this gateway's limit of {limit} bytes"));
+        r.status = 413;
+        r
+    }
+
     /// A request go-ipfs-cmds refuses while parsing it: `http.Error(w,
     /// err.Error(), 400)` (http/handler.go), plain text.
     pub fn kubo_bad_request(message: &str) -> Reply {

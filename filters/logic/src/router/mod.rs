@@ -9,7 +9,6 @@ pub mod auth;
 pub mod config;
 pub mod tables;
 pub mod target;
-pub mod wire;
 
 pub use auth::{AuthResult, Credentials};
 pub use config::{Access, Policy};
@@ -414,7 +413,26 @@ fn go_json_string(s: &str) -> String {
     out
 }
 
-/// Headers of a refusal, for `send_http_response`.
+/// Headers and body of a refusal, as sent. A method other than POST or
+/// OPTIONS on the RPC API gets Kubo's own answer byte for byte
+/// (go-ipfs-cmds `http.Error`, plain text, behind rs/cors), so a Kubo
+/// client cannot tell the edge from Kubo, as the add filter answers it;
+/// every other refusal is Kubo's error JSON.
+pub fn refusal_response(policy: &Policy, r: &Refusal) -> (Vec<(&'static str, String)>, String) {
+    if r.status == 405 && r.allow == Some(ALLOW_RPC) {
+        // Go writes a handler's headers sorted by name.
+        let headers = vec![
+            ("allow", ALLOW_RPC.to_string()),
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+            ("vary", "Origin".to_string()),
+            ("x-content-type-options", "nosniff".to_string()),
+        ];
+        return (headers, format!("{}\n", r.message));
+    }
+    (refusal_headers(policy, r), kubo_error_body(r.status, &r.message))
+}
+
+/// Headers of a refusal answered with Kubo's error JSON.
 pub fn refusal_headers(policy: &Policy, r: &Refusal) -> Vec<(&'static str, String)> {
     let mut h = vec![
         ("content-type", "application/json".to_string()),

@@ -71,11 +71,15 @@ for i, p in enumerate(["/API/v0/shutdown", "/api/V0/shutdown", "/Api/v0/shutdown
                        "/api/v0/shutdown%0a", "/api/v0/shut%zzdown", "/api/v0/shutdown%", "/api/v0/shutdown#frag",
                        "api/v0/shutdown", "*", "/api/v0/%2e/shutdown", "/api/v0/.%2E/shutdown"]):
     expect = 404 if i < 6 else 400
-    add(f"prefix-{i}", "POST", p, expect)
+    # Envoy 1.40's HTTP/1 parser refuses a fragment, a relative target and
+    # `*` for POST itself (400), before any filter runs.
+    envoy = 400 if p in ("/api/v0/shutdown#frag", "api/v0/shutdown", "*") else None
+    add(f"prefix-{i}", "POST", p, expect, envoy=envoy)
 
 # Methods and method overrides.
 for m in ["post", "Post", "pOST"]:
-    add(f"method-case-{m}", m, "/api/v0/version", 400)
+    # Envoy 1.40's HTTP/1 parser refuses a method not in upper case (400).
+    add(f"method-case-{m}", m, "/api/v0/version", 400, envoy=400)
 for m in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "TRACE", "CONNECT"]:
     # Envoy 1.40 refuses an HTTP/1 CONNECT with a path (400) by itself.
     envoy = 400 if m == "CONNECT" else None

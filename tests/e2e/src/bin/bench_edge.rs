@@ -1,0 +1,228 @@
+//! `cargo run --release -p e2e --bin bench_edge`: the health and router
+//! filters' cost, against the same Envoy (manifests/envoy/envoy.yaml)
+//! without the Wasm filters, measured in the same run (these machines are
+//! noisy; absolute figures are printed for reference only).
+//!
+//! 1. Health answers per second: `GET /` answered by health.wasm, against
+//!    Envoy's own `direct_response` for the same request and body (the
+//!    manifest's `health` route, reached with the mark set by the client).
+//!    Goal: >= 0.9.
+//! 2. Latency the router adds: `POST /api/v0/version` to a local backend,
+//!    one keep-alive connection, one request at a time; with router.wasm
+//!    (which removes the client's mark and sets its own) against the
+//!    baseline routed by the client's mark. p50 and p99 differences.
+//!    Goal: <= 50 us at p99.
+//!
+//! Options: `--rounds N` (default 3), `--seconds S` per throughput round
+//! (default 3), `--requests N` latency samples per side (default 30000).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::envoy::{Envoy, Patch};
+
+const CONFIG: &str = "manifests/envoy/envoy.yaml";
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = arg(&args, "--rounds", 3) as usize;
+    let seconds = arg(&args, "--seconds", 3);
+    let samples = arg(&args, "--requests", 30_000) as usize;
+    let backend = spawn_backend();
+    let patches = || -> Vec<Patch<'static>> {
+        ["port_value: 9094", "port_value: 9095", "port_value: 5001", "port_value: 8080"]
+            .into_iter()
+            .map(|p| Patch(p, format!("port_value: {backend}")))
+            .collect()
+    };
+    let base = Envoy::start_keeping(CONFIG, &patches(), &[]);
+    let health = Envoy::start_keeping(CONFIG, &patches(), &["health"]);
+    let router = Envoy::start_keeping(CONFIG, &patches(), &["router"]);
+
+    println!("health and router benchmark: {rounds} rounds, median; baseline = the same Envoy without the Wasm filters, one worker thread\n");
+
+    // 1. Health answers per second.
+    let probe = b"GET / HTTP/1.1\r\nHost: lb\r\nUser-Agent: GoogleHC/1.0\r\n\r\n".to_vec();
+    let direct = b"GET / HTTP/1.1\r\nHost: lb\r\nUser-Agent: GoogleHC/1.0\r\nx-ipfs-edge-backend: health\r\n\r\n".to_vec();
+    check(base.port, &direct, 200, b"{\"status\":\"ok\"}\n");
+    check(health.port, &probe, 200, b"{\"status\":\"ok\"}\n");
+    let (mut rps_base, mut rps_health) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        rps_base.push(throughput(base.port, &direct, seconds));
+        rps_health.push(throughput(health.port, &probe, seconds));
+    }
+
+    // 2. Router latency, in interleaved blocks so drift hits both sides.
+    let marked = b"POST /api/v0/version HTTP/1.1\r\nHost: edge\r\nContent-Length: 0\r\nx-ipfs-edge-backend: kubo\r\n\r\n".to_vec();
+    let plain = b"POST /api/v0/version HTTP/1.1\r\nHost: edge\r\nContent-Length: 0\r\n\r\n".to_vec();
+    check(base.port, &marked, 200, b"ok\n");
+    check(router.port, &plain, 200, b"ok\n");
+    let (mut lat_base, mut lat_router) = (Vec::new(), Vec::new());
+    let block = 1000;
+    let mut cb = Conn::open(base.port);
+    let mut cr = Conn::open(router.port);
+    // Warm both paths (connections to the backend, VM code).
+    for _ in 0..2000 {
+        cb.send(&marked);
+        cr.send(&plain);
+    }
+    while lat_base.len() < samples {
+        for _ in 0..block {
+            let t = Instant::now();
+            cb.send(&marked);
+            lat_base.push(t.elapsed());
+        }
+        for _ in 0..block {
+            let t = Instant::now();
+            cr.send(&plain);
+            lat_router.push(t.elapsed());
+        }
+    }
+    let (hb, hh) = (median(&rps_base), median(&rps_health));
+    let (b50, b99) = (pct(&mut lat_base, 0.50), pct(&mut lat_base, 0.99));
+    let (r50, r99) = (pct(&mut lat_router, 0.50), pct(&mut lat_router, 0.99));
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("| measure | baseline (no Wasm) | with the filter | result | goal |");
+    println!("| --- | --- | --- | --- | --- |");
+    println!("| health answers per second (`GET /`, 4 keep-alive connections) | {hb:.0} (`direct_response`) | {hh:.0} (health.wasm) | {:.3} | >= 0.9 |", hh / hb);
+    println!("| request latency p50 (us) | {:.1} | {:.1} (router.wasm) | +{:.1} us | - |", us(b50), us(r50), us(r50) - us(b50));
+    println!("| request latency p99 (us) | {:.1} | {:.1} (router.wasm) | +{:.1} us | <= 50 us |", us(b99), us(r99), us(r99) - us(b99));
+    println!("\n({} latency samples per side, {seconds} s per throughput round)", lat_base.len());
+}
+
+fn check(port: u16, req: &[u8], status: u16, body: &[u8]) {
+    let mut c = Conn::open(port);
+    let (s, b) = c.send(req);
+    assert_eq!((s, b.as_slice()), (status, body), "port {port}: {}", String::from_utf8_lossy(&b));
+}
+
+/// Requests per second over `conns` keep-alive connections for `seconds`.
+fn throughput(port: u16, req: &[u8], seconds: u64) -> f64 {
+    let conns = 4;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let (stop, count, req) = (stop.clone(), count.clone(), req.to_vec());
+            std::thread::spawn(move || {
+                let mut c = Conn::open(port);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    c.send(&req);
+                    n += 1;
+                }
+                count.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    s[s.len() / 2]
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+/// One keep-alive HTTP/1.1 connection; answers are read by their
+/// `Content-Length` (Envoy sends one for these).
+struct Conn {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Conn {
+    fn open(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_nodelay(true).unwrap();
+        Conn { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    fn send(&mut self, req: &[u8]) -> (u16, Vec<u8>) {
+        self.w.write_all(req).expect("send");
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("status line");
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.r.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.r.read_exact(&mut body).expect("body");
+        (status, body)
+    }
+}
+
+/// A keep-alive backend answering every request `200 ok`.
+fn spawn_backend() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                loop {
+                    let mut len = 0usize;
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
