@@ -5,5 +5,6 @@
 
 pub mod add;
 pub mod gourl;
+pub mod plugin_config;
 pub mod health;
 pub mod router;

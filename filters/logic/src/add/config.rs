@@ -45,21 +45,9 @@ impl Default for AddConfig {
 impl AddConfig {
     /// Parses the plugin configuration; empty means defaults.
     pub fn parse(bytes: &[u8]) -> Result<AddConfig, String> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(AddConfig::default());
-        }
-        // The path names the key for type errors too (serde alone names
-        // only unknown ones).
-        let cfg: AddConfig = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                format!("add_response configuration: {}", e.inner())
-            } else {
-                format!("add_response configuration: `{path}`: {}", e.inner())
-            }
-        })?;
+        let cfg: AddConfig = crate::plugin_config::parse("add_response", bytes)?;
         if cfg.max_line_bytes < 256 {
-            return Err("add_response configuration: `max_line_bytes` must be at least 256".into());
+            return Err("add_response configuration key `max_line_bytes`: must be at least 256".into());
         }
         Ok(cfg)
     }
@@ -88,7 +76,7 @@ mod tests {
         let e = AddConfig::parse(br#"{"max_line":1}"#).unwrap_err();
         assert!(e.contains("unknown field `max_line`"), "{e}");
         let e = AddConfig::parse(br#"{"server":1}"#).unwrap_err();
-        assert!(e.contains("`server`: invalid type"), "{e}");
+        assert!(e.contains("key `server`: invalid type"), "{e}");
         let e = AddConfig::parse(br#"{"max_line_bytes":10}"#).unwrap_err();
         assert!(e.contains("max_line_bytes"), "{e}");
     }

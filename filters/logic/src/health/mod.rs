@@ -155,19 +155,7 @@ impl HealthConfig {
     /// Parses the plugin configuration; empty input gives passive mode on
     /// `/` for everyone. Errors name the offending key.
     pub fn from_json(input: &[u8]) -> Result<HealthConfig, String> {
-        let raw: RawConfig = if input.iter().all(|b| b.is_ascii_whitespace()) {
-            RawConfig::default()
-        } else {
-            let de = &mut serde_json::Deserializer::from_slice(input);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." || path.is_empty() {
-                    format!("health configuration: {}", e.inner())
-                } else {
-                    err_at(&path, e.inner())
-                }
-            })?
-        };
+        let raw: RawConfig = crate::plugin_config::parse("health", input)?;
         let paths = raw.paths.unwrap_or_else(|| vec!["/".into()]);
         if paths.is_empty() {
             return Err(err_at("paths", "at least one path"));

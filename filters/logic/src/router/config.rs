@@ -84,19 +84,7 @@ impl Policy {
     /// Parses the plugin configuration. Empty input (or only whitespace)
     /// gives the defaults. Errors name the offending key.
     pub fn from_json(input: &[u8]) -> Result<Policy, String> {
-        let raw: RawConfig = if input.iter().all(|b| b.is_ascii_whitespace()) {
-            RawConfig::default()
-        } else {
-            let de = &mut serde_json::Deserializer::from_slice(input);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." || path.is_empty() {
-                    format!("router configuration: {}", e.inner())
-                } else {
-                    format!("router configuration key `{}`: {}", path, e.inner())
-                }
-            })?
-        };
+        let raw: RawConfig = crate::plugin_config::parse("router", input)?;
 
         let mut rpc: BTreeMap<String, Access> = BTreeMap::new();
         let preset: &[(&str, Access)] = match raw.preset {

@@ -104,43 +104,10 @@ fn strip_absolute_form(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String>
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Strict percent-decoding: a bad escape is an error rather than literal
 /// text, because Go rejects it while other decoders pass it through.
 fn percent_decode(raw: &[u8], plus_is_space: bool) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'%' => {
-                let (Some(h), Some(l)) = (
-                    raw.get(i + 1).copied().and_then(hex),
-                    raw.get(i + 2).copied().and_then(hex),
-                ) else {
-                    return Err("invalid percent-encoding".into());
-                };
-                out.push(h << 4 | l);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
+    crate::gourl::unescape(raw, plus_is_space).ok_or_else(|| "invalid percent-encoding".into())
 }
 
 fn decode_path_segment(raw: &[u8]) -> Result<String, String> {
