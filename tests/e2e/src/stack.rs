@@ -50,6 +50,14 @@ pub fn envoy_in_front_of(cluster: u16, kubo: u16, json: &str, filters: bool) -> 
     }
 }
 
+/// manifests/envoy/envoy.yaml with add_response as its only Wasm filter
+/// (configuration `json`): what the add benchmark compares with no filter.
+pub fn envoy_with_add_response_only(cluster: u16, kubo: u16, json: &str) -> Envoy {
+    let mut patches = patches(cluster, kubo, json, false);
+    patches.push(Patch(ADD_RESPONSE_VALUE, format!("value: {}", serde_quote(json))));
+    Envoy::start_keeping("manifests/envoy/envoy.yaml", &patches, &["add_response"])
+}
+
 /// The patches that put manifests/envoy/envoy.yaml in front of these ports
 /// with the add_response configuration `json`. The cluster REST API and the
 /// gateway get a closed port: the add tests never reach them.
@@ -83,7 +91,7 @@ pub const ADD_ROUTER_CONFIG: &str = r#"{"preset": "read-only", "rpc": {"add": "p
 pub const HEALTH_VALUE: &str = r#"value: '{"paths": ["/"], "answer": "all"}'"#;
 pub const ROUTER_VALUE: &str = r#"value: '{"preset": "read-only"}'"#;
 pub const ADD_RESPONSE_VALUE: &str = r#"value: "{}""#;
-pub const UNMARKED_ROUTE: &str = "direct_response:\n                  status: 403";
+pub const UNMARKED_ROUTE: &str = r#"direct_response: { status: 403, body: { inline_string: "{\"Message\":\"403 - Forbidden: no route\",\"Code\":4,\"Type\":\"error\"}\n" } }"#;
 
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
