@@ -225,6 +225,17 @@ async fn down_keeps_volumes_and_secret_and_purge_removes_them() {
     assert!(left.iter().all(|p| p.metadata.namespace.as_deref() != Some(ns)), "volumes left after --purge");
 }
 
+/// Each Service's name and resourceVersion.
+async fn versions(svcs: &Api<Service>) -> BTreeMap<String, String> {
+    svcs.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| (s.metadata.name.unwrap(), s.metadata.resource_version.unwrap()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     let s = support::server();
@@ -232,23 +243,9 @@ async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     let c = support::client(&s.admin()).await;
     run_ok(&s.admin(), ns, &["up", "--replicas", "3"]);
     let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
-    let before: BTreeMap<String, String> = svcs
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|s| (s.metadata.name.unwrap(), s.metadata.resource_version.unwrap()))
-        .collect();
+    let before = versions(&svcs).await;
     run_ok(&s.admin(), ns, &["scale", "5"]);
-    let after: BTreeMap<String, String> = svcs
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|s| (s.metadata.name.unwrap(), s.metadata.resource_version.unwrap()))
-        .collect();
+    let after = versions(&svcs).await;
     let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
     assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-4"]);
     for (k, v) in &before {

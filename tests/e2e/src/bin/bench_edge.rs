@@ -158,26 +158,37 @@ impl Conn {
 
     fn send(&mut self, req: &[u8]) -> (u16, Vec<u8>) {
         self.w.write_all(req).expect("send");
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("status line");
+        let (line, len) = read_head(&mut self.r).expect("response head");
         let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.r.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
         let mut body = vec![0u8; len];
         self.r.read_exact(&mut body).expect("body");
         (status, body)
+    }
+}
+
+/// Reads a message head: its first line and its Content-Length (0 when
+/// absent). `None` at the end of the connection.
+fn read_head(r: &mut impl BufRead) -> Option<(String, usize)> {
+    let mut first = String::new();
+    if r.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Some((first, len));
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
     }
 }
 
@@ -191,28 +202,8 @@ fn spawn_backend() -> u16 {
                 let _ = s.set_nodelay(true);
                 let mut w = s.try_clone().unwrap();
                 let mut r = BufReader::new(s);
-                let mut line = String::new();
                 loop {
-                    let mut len = 0usize;
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let l = line.trim_end();
-                        if l.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = l.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
+                    let Some((_, len)) = read_head(&mut r) else { return };
                     let mut body = vec![0u8; len];
                     if r.read_exact(&mut body).is_err() {
                         return;
