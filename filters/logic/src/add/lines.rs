@@ -60,54 +60,67 @@ impl LineCutter {
         std::mem::take(&mut self.carry)
     }
 
-    /// `chunk` is the body chunk of one callback.
+    /// `chunk` is the body chunk of one callback. The new chunk is built only
+    /// when it differs, from the untouched runs of the old one.
     pub fn step(&mut self, chunk: &[u8], end_of_stream: bool, rw: &mut impl Rewriter) -> Step {
-        let carried = !self.carry.is_empty();
-        let joined;
-        let buf: &[u8] = if carried {
-            let mut v = std::mem::take(&mut self.carry);
-            v.extend_from_slice(chunk);
-            joined = v;
-            &joined
-        } else {
-            chunk
-        };
+        // The new chunk, once it differs; chunk bytes before `copied_to` are
+        // in it (or replaced by what is).
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied_to = 0;
         let mut pos = 0;
 
-        if self.passing_line {
-            match memchr::memchr(b'\n', &buf[pos..]) {
+        if !self.carry.is_empty() {
+            // The line the previous chunk ended in goes first.
+            let Some(nl) = memchr::memchr(b'\n', chunk) else {
+                if end_of_stream || self.carry.len() + chunk.len() > self.max_line {
+                    if !end_of_stream {
+                        self.passing_line = true;
+                        self.long_lines += 1;
+                    }
+                    let mut v = std::mem::take(&mut self.carry);
+                    v.extend_from_slice(chunk);
+                    return Step { replace: Some(v) };
+                }
+                self.carry.extend_from_slice(chunk);
+                return Step { replace: Some(Vec::new()) };
+            };
+            let mut line = std::mem::take(&mut self.carry);
+            line.extend_from_slice(&chunk[..nl]);
+            let mut o = Vec::with_capacity(chunk.len() + line.len() + 64);
+            if !rw.rewrite(&line, &mut o) {
+                o.extend_from_slice(&line);
+                o.push(b'\n');
+            }
+            out = Some(o);
+            pos = nl + 1;
+            copied_to = pos;
+        } else if self.passing_line {
+            match memchr::memchr(b'\n', chunk) {
                 Some(nl) => {
-                    pos += nl + 1;
+                    pos = nl + 1;
                     self.passing_line = false;
                 }
-                None => return Step { replace: carried.then(|| buf.to_vec()) },
+                None => return Step { replace: None },
             }
         }
-        let lines_start = pos;
-        let mut copied_to = lines_start;
-        let mut out: Vec<u8> = Vec::new();
-        let mut changed = false;
-        let mut rewritten = Vec::new();
-        while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
-            let line = &buf[pos..pos + nl];
-            rewritten.clear();
-            let replaced = rw.rewrite(line, &mut rewritten);
-            pos += nl + 1;
-            if replaced && rewritten[..] != buf[pos - nl - 1..pos] {
-                // The verbatim run before this line, then the new line.
-                out.extend_from_slice(&buf[copied_to..pos - nl - 1]);
-                out.extend_from_slice(&rewritten);
-                changed = true;
-                copied_to = pos;
-            }
-        }
-        let tail_start = pos;
-        let tail_len = buf.len() - tail_start;
 
-        let tail = &buf[tail_start..];
-        let carry = if end_of_stream || tail_len == 0 {
+        let mut rewritten = Vec::new();
+        while let Some(nl) = memchr::memchr(b'\n', &chunk[pos..]) {
+            let end = pos + nl + 1;
+            rewritten.clear();
+            if rw.rewrite(&chunk[pos..end - 1], &mut rewritten) && rewritten[..] != chunk[pos..end] {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(chunk.len() + 64));
+                o.extend_from_slice(&chunk[copied_to..pos]);
+                o.extend_from_slice(&rewritten);
+                copied_to = end;
+            }
+            pos = end;
+        }
+
+        let tail = &chunk[pos..];
+        let carry = if end_of_stream || tail.is_empty() {
             false
-        } else if tail_len > self.max_line {
+        } else if tail.len() > self.max_line {
             self.passing_line = true;
             self.long_lines += 1;
             false
@@ -117,18 +130,14 @@ impl LineCutter {
         } else {
             true
         };
-        let body_end = if carry { tail_start } else { buf.len() };
-        let replace = (changed || carried || carry).then(|| {
-            let mut whole = Vec::with_capacity(lines_start + out.len() + (body_end - copied_to));
-            whole.extend_from_slice(&buf[..lines_start]);
-            whole.extend_from_slice(&out);
-            whole.extend_from_slice(&buf[copied_to..body_end]);
-            whole
-        });
         if carry {
             self.carry = tail.to_vec();
+            let o = out.get_or_insert_with(|| Vec::with_capacity(pos));
+            o.extend_from_slice(&chunk[copied_to..pos]);
+        } else if let Some(o) = out.as_mut() {
+            o.extend_from_slice(&chunk[copied_to..]);
         }
-        Step { replace }
+        Step { replace: out }
     }
 }
 
