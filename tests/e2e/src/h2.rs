@@ -9,18 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
+use crate::edge::Answer;
 
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;
@@ -37,7 +26,7 @@ const PRIORITY: u8 = 0x20;
 /// Sends one request (stream 1) and reads its answer. `Err` when Envoy
 /// resets the stream or closes the connection instead of answering (its
 /// codec refusing a malformed request), with the reason.
-pub fn exchange(port: u16, method: &str, authority: &str, path: &[u8], headers: &[(String, String)], body: &[u8]) -> Result<Response, String> {
+pub fn exchange(port: u16, method: &str, authority: &str, path: &[u8], headers: &[(String, String)], body: &[u8]) -> Result<Answer, String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
@@ -138,7 +127,7 @@ pub fn exchange(port: u16, method: &str, authority: &str, path: &[u8], headers: 
         }
     }
     let status = status.ok_or("no :status")?;
-    Ok(Response { status, headers: resp_headers, body: resp_body })
+    Ok(Answer { status, headers: resp_headers, body: resp_body })
 }
 
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {

@@ -179,14 +179,7 @@ fn directory_request(path: &str) -> Vec<u8> {
         );
     }
     b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    let mut req = format!(
-        "POST {path}?progress=false HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
-        content_type(),
-        b.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&b);
-    req
+    e2e::http::request("POST", &format!("{path}?progress=false"), Some(&content_type()), &b)
 }
 
 /// Sends the directory add and reads every event; returns seconds.
