@@ -205,8 +205,8 @@ impl HttpContext for Add {
         let State::Rewriting(_) = &self.state else { return Action::Continue };
         let Some(headers) = host::get_map(MapType::HttpResponseHeaders) else { return Action::Continue };
         let text: Vec<(String, String)> = headers
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+            .pairs()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
             .collect();
         let get = |name: &str| text.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let streaming = get(":status") == Some("200") && get("x-chunked-output").is_some();

@@ -152,17 +152,17 @@ impl Context for HealthHttp {}
 
 impl HttpContext for HealthHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let get = |name: &str| host::get_header(MapType::HttpRequestHeaders, name);
-        let (Some(method), Some(path)) = (get(":method"), get(":path")) else {
+        // One read of the whole map: each value the host hands over costs a
+        // call back into the VM (to allocate it), which costs more here than
+        // copying a few extra headers.
+        let Some(headers) = host::get_map(MapType::HttpRequestHeaders) else {
             return Action::Continue;
         };
-        let method = std::str::from_utf8(&method).unwrap_or("");
-        // Only read the user agent when it matters.
-        let ua = match self.config.answer {
-            edge_logic::health::Answer::All => None,
-            edge_logic::health::Answer::Agents => get("user-agent"),
+        let (Some(method), Some(path)) = (headers.get(":method"), headers.get(":path")) else {
+            return Action::Continue;
         };
-        if !self.config.takes(method, &path, ua.as_deref()) {
+        let method = std::str::from_utf8(method).unwrap_or("");
+        if !self.config.takes(method, path, headers.get("user-agent")) {
             return Action::Continue;
         }
         let (status, body) = match &self.tracker {

@@ -152,13 +152,14 @@ pub fn set_buffer(t: BufferType, start: usize, size: usize, value: &[u8]) -> Res
     unsafe { status(proxy_set_buffer_bytes(t as u32, start, size, value.as_ptr(), value.len())) }
 }
 
-/// All headers (or trailers) as bytes; `None` on a host failure or a map
-/// that does not decode.
-pub fn get_map(t: MapType) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+/// All headers (or trailers) in one host call; `None` on a host failure or
+/// a map that does not decode. One call instead of one per header: every
+/// value the host returns costs a call back into the VM to allocate it.
+pub fn get_map(t: MapType) -> Option<HeaderMap> {
     let (mut data, mut size) = (null_mut(), 0);
     unsafe {
         match proxy_get_header_map_pairs(t as u32, &mut data, &mut size) {
-            OK => decode_map(&owned(data, size)),
+            OK => HeaderMap::decode(owned(data, size)),
             _ => None,
         }
     }
@@ -271,39 +272,69 @@ pub fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
-/// The proxy-wasm header map wire format: `u32` count, then (key len, value
-/// len) pairs, then each key and value followed by a NUL byte (all
-/// little-endian). Checked, never trusted: `None` for anything malformed.
-pub fn decode_map(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let word = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
-    };
-    let n = word(0)?;
-    let mut p = n.checked_mul(8)?.checked_add(4)?;
-    if p > bytes.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let (kl, vl) = (word(4 + i * 8)?, word(8 + i * 8)?);
-        let k = bytes.get(p..p.checked_add(kl)?)?.to_vec();
-        p += kl;
-        if bytes.get(p) != Some(&0) {
+/// A header map as the host sent it, read in place: one buffer and the
+/// spans of each key and value in it, so reading a map costs two
+/// allocations however many headers it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMap {
+    bytes: Vec<u8>,
+    /// (key start, key end, value start, value end) per pair.
+    spans: Vec<[usize; 4]>,
+}
+
+impl HeaderMap {
+    /// Parses the proxy-wasm header map wire format: `u32` count, then
+    /// (key len, value len) pairs, then each key and value followed by a NUL
+    /// byte (all little-endian). Checked, never trusted: `None` for anything
+    /// malformed.
+    pub fn decode(bytes: Vec<u8>) -> Option<HeaderMap> {
+        if bytes.is_empty() {
+            return Some(HeaderMap { bytes, spans: Vec::new() });
+        }
+        let word = |at: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
+        };
+        let n = word(0)?;
+        let mut p = n.checked_mul(8)?.checked_add(4)?;
+        if p > bytes.len() {
             return None;
         }
-        p += 1;
-        let v = bytes.get(p..p.checked_add(vl)?)?.to_vec();
-        p += vl;
-        if bytes.get(p) != Some(&0) {
-            return None;
+        let mut spans = Vec::with_capacity(n);
+        for i in 0..n {
+            let (kl, vl) = (word(4 + i * 8)?, word(8 + i * 8)?);
+            let k = p;
+            p = p.checked_add(kl)?;
+            if bytes.get(p) != Some(&0) {
+                return None;
+            }
+            let v = p + 1;
+            p = v.checked_add(vl)?;
+            if bytes.get(p) != Some(&0) {
+                return None;
+            }
+            spans.push([k, k + kl, v, p]);
+            p += 1;
         }
-        p += 1;
-        out.push((k, v));
+        Some(HeaderMap { bytes, spans })
     }
-    Some(out)
+
+    /// Every (name, value) pair, in the host's order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans.iter().map(|[k, ke, v, ve]| (&self.bytes[*k..*ke], &self.bytes[*v..*ve]))
+    }
+
+    /// The first value of `name` (Envoy hands filters lower-case names).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.pairs().find(|(k, _)| *k == name.as_bytes()).map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 pub fn encode_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
@@ -329,26 +360,27 @@ mod tests {
     #[test]
     fn map_round_trips_bytes() {
         let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a"), (b"x", b"\xff\x00y"), (b"", b"")];
-        let enc = encode_map(&pairs);
-        let dec = decode_map(&enc).unwrap();
-        assert_eq!(dec.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect::<Vec<_>>(), pairs);
-        assert_eq!(decode_map(&[]), Some(vec![]));
+        let dec = HeaderMap::decode(encode_map(&pairs)).unwrap();
+        assert_eq!(dec.pairs().collect::<Vec<_>>(), pairs);
+        assert_eq!(dec.get("x"), Some(&b"\xff\x00y"[..]));
+        assert_eq!(dec.get("y"), None);
+        assert!(HeaderMap::decode(Vec::new()).unwrap().is_empty());
     }
 
     #[test]
     fn truncated_or_garbled_maps_are_refused() {
         let enc = encode_map(&[(b"key", b"value"), (b"k2", b"v2")]);
         for cut in 1..enc.len() {
-            assert_eq!(decode_map(&enc[..cut]), None, "cut {cut}");
+            assert_eq!(HeaderMap::decode(enc[..cut].to_vec()), None, "cut {cut}");
         }
-        assert_eq!(decode_map(&[0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(HeaderMap::decode(vec![0xff, 0xff, 0xff, 0xff]), None);
         // A missing NUL terminator means the lengths lie.
         let mut bad = enc.clone();
         let first_nul = 4 + 2 * 8 + 3;
         bad[first_nul] = b'x';
-        assert_eq!(decode_map(&bad), None);
+        assert_eq!(HeaderMap::decode(bad), None);
         // A count that would overflow the size computation.
-        assert_eq!(decode_map(&u32::MAX.to_le_bytes()), None);
+        assert_eq!(HeaderMap::decode(u32::MAX.to_le_bytes().to_vec()), None);
     }
 
     #[test]

@@ -102,18 +102,19 @@ impl RouterHttp {
 
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        // Header names are tokens: a non-UTF-8 one cannot match anything
-        // the router reads, so a lossy name is enough; values stay bytes.
-        let pairs: Vec<(String, Vec<u8>)> = match host::get_map(REQUEST) {
-            Some(p) => p.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect(),
-            None => return self.fail_closed("cannot read request headers", None),
+        let Some(map) = host::get_map(REQUEST) else {
+            return self.fail_closed("cannot read request headers", None);
         };
+        // Header names are tokens: a non-UTF-8 one cannot match anything the
+        // router reads, so it is read as a name nothing matches; values stay
+        // bytes.
+        let headers: Vec<(&str, &[u8])> = map.pairs().map(|(k, v)| (std::str::from_utf8(k).unwrap_or("\u{fffd}"), v)).collect();
         let mut method = "";
         let mut path: &[u8] = b"";
         let mut client_marked = false;
         let mut has_authorization = false;
-        for (k, v) in &pairs {
-            match k.as_str() {
+        for (k, v) in &headers {
+            match *k {
                 ":method" => method = std::str::from_utf8(v).unwrap_or(""),
                 ":path" => path = v,
                 BACKEND_HEADER => client_marked = true,
@@ -127,7 +128,6 @@ impl HttpContext for RouterHttp {
                 return self.fail_closed("cannot remove client backend header", Some(e));
             }
         }
-        let headers: Vec<(&str, &[u8])> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         let decision = router::classify(&self.policy, &Request { method, path, headers: &headers });
         match decision {
             Decision::Refuse(r) => self.refuse(&r),
