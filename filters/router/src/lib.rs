@@ -1,9 +1,9 @@
 //! Proxy-Wasm wrapper of the router: see `edge_logic::router` for the logic.
 //!
 //! Per request: read the headers once, drop any client-sent
-//! `x-ipfs-edge-backend`, classify, then either set that header and ask
-//! Envoy to recompute the route (`clear_route_cache`), or answer with Kubo's
-//! error JSON. Bodies are never touched. Every host call goes through `edge_host`,
+//! `x-ipfs-edge-backend`, classify, then either set that header (Envoy
+//! recomputes the route when a filter changes a request header) or answer
+//! with Kubo's error JSON. Bodies are never touched. Every host call goes through `edge_host`,
 //! which returns errors instead of panicking; on any host failure the
 //! request fails closed (no backend header: Envoy's default route refuses).
 
@@ -140,10 +140,18 @@ impl HttpContext for RouterHttp {
                 if let Err(e) = host::set_header(REQUEST, BACKEND_HEADER, backend.header_value().as_bytes()) {
                     return self.fail_closed("cannot set backend header", Some(e));
                 }
-                // Without this, a route chosen before this filter ran (by an
-                // earlier filter asking for it) would stay in force.
-                if let Err(e) = host::clear_route_cache() {
-                    return self.fail_closed("clear_route_cache failed", Some(e));
+                // Envoy recomputes the route when a filter changes a request
+                // header (Context::onHeadersModified; the router tests fail
+                // if it stops), so the header write above is enough: an
+                // explicit clear_route_cache costs some 6 us per request
+                // (bench_edge). It is still called when the client sent a
+                // mark, so that an Envoy that no longer recomputes could at
+                // worst refuse requests (the route cached for unmarked ones
+                // is the refusing one), never keep a client's choice.
+                if client_marked {
+                    if let Err(e) = host::clear_route_cache() {
+                        return self.fail_closed("clear_route_cache failed", Some(e));
+                    }
                 }
                 Action::Continue
             }
