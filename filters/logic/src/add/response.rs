@@ -8,6 +8,7 @@
 //! - The cluster prefixes final events with the entry name but not progress
 //!   events, and names an unnamed file `""` (ipfs-cluster v1.1.6
 //!   adder/ipfsadd/add.go `addNode`, `progressReader`, `outputDagnode`).
+//!
 //! With `wrap-with-directory` both sides see one unnamed entry; there the
 //! wrapping directory itself is `""` on both sides, while each unnamed file
 //! is `""` at the cluster and its CID at Kubo: the request's multipart
