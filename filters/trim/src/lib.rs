@@ -19,9 +19,17 @@ pub const ALWAYS: &[&str] = &[
     "proxy_on_configure",
 ];
 
-/// The module without the optional `proxy_on_*` exports missing from `keep`,
-/// and their names; `None` when there is nothing to drop.
-pub fn trim(wasm: &[u8], keep: &BTreeSet<String>) -> Result<Option<(Vec<u8>, Vec<String>)>, String> {
+/// A module without some of its exports.
+#[derive(Debug)]
+pub struct Trimmed {
+    pub wasm: Vec<u8>,
+    /// The names no longer exported.
+    pub dropped: Vec<String>,
+}
+
+/// The module without the optional `proxy_on_*` exports missing from `keep`;
+/// `None` when there is nothing to drop.
+pub fn trim(wasm: &[u8], keep: &BTreeSet<String>) -> Result<Option<Trimmed>, String> {
     let optional = |name: &str| name.starts_with("proxy_on_") && !ALWAYS.contains(&name);
     let mut exports = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
@@ -60,7 +68,7 @@ pub fn trim(wasm: &[u8], keep: &BTreeSet<String>) -> Result<Option<(Vec<u8>, Vec
     }
     let out = module.finish();
     wasmparser::validate(&out).map_err(|e| format!("trimmed module does not validate: {e}"))?;
-    Ok(Some((out, dropped)))
+    Ok(Some(Trimmed { wasm: out, dropped }))
 }
 
 fn export_kind(k: ExternalKind) -> Result<ExportKind, String> {
@@ -129,7 +137,7 @@ mod tests {
     #[test]
     fn unimplemented_callbacks_go_and_everything_else_stays() {
         let wasm = module(SDK);
-        let (out, dropped) = trim(&wasm, &keep(&["proxy_on_request_headers"])).unwrap().unwrap();
+        let Trimmed { wasm: out, dropped } = trim(&wasm, &keep(&["proxy_on_request_headers"])).unwrap().unwrap();
         assert_eq!(dropped, ["proxy_on_response_headers", "proxy_on_log", "proxy_on_done"]);
         let left = exports(&out);
         assert_eq!(left.len(), SDK.len() - 3);
@@ -142,13 +150,13 @@ mod tests {
 
     #[test]
     fn a_trimmed_module_is_left_alone() {
-        let (out, _) = trim(&module(SDK), &keep(&["proxy_on_request_headers"])).unwrap().unwrap();
-        assert_eq!(trim(&out, &keep(&["proxy_on_request_headers"])).unwrap(), None);
+        let out = trim(&module(SDK), &keep(&["proxy_on_request_headers"])).unwrap().unwrap().wasm;
+        assert!(trim(&out, &keep(&["proxy_on_request_headers"])).unwrap().is_none());
     }
 
     #[test]
     fn keeping_nothing_leaves_the_sdk_bookkeeping() {
-        let (out, _) = trim(&module(SDK), &BTreeSet::new()).unwrap().unwrap();
+        let out = trim(&module(SDK), &BTreeSet::new()).unwrap().unwrap().wasm;
         let left = exports(&out);
         for name in ALWAYS {
             assert!(left.iter().any(|n| n == name), "{name} kept");

@@ -45,7 +45,7 @@ fn main() {
         let wasm = std::fs::read(&path).unwrap_or_else(|e| fail(&format!("{}: {e} (build the filters first)", path.display())));
         match trim(&wasm, &keep) {
             Ok(None) => {}
-            Ok(Some((out, dropped))) => {
+            Ok(Some(edge_trim::Trimmed { wasm: out, dropped })) => {
                 std::fs::write(&path, out).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
                 eprintln!("{}: {} unused callbacks no longer exported", path.display(), dropped.len());
             }

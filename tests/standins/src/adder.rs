@@ -6,6 +6,7 @@
 //!   `OutputPrefix` joined to every output name, unnamed node → name "", `outputDirs`
 //!   skips files and directories that are no longer cached (its DAG service cannot
 //!   `Get`, adder/util.go), root of a file entry = the last file added.
+//!
 //! Events are produced in upstream order and handed to `emit` as they happen, so that
 //! progress events interleave with body reads exactly as upstream.
 

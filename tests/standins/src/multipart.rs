@@ -6,6 +6,7 @@
 //! * boxo `files/multipartfile.go` (v0.42.0 = v0.39.0): `fileName` (QueryUnescape +
 //!   path.Clean), the directory iterator with implicit parent directories, `fileInfo`
 //!   (mode/mtime from the form name).
+//!
 //! Errors carry Go's `Error()` text, since both daemons print them verbatim.
 
 use crate::dag::{GoErr, GoRead};

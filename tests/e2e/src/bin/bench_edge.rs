@@ -158,7 +158,7 @@ fn sdk_floor_wasm() -> std::path::PathBuf {
     let dir = e2e::wasm_dir();
     let built = std::fs::read(dir.join("health.wasm")).expect("health.wasm: run ./x build first");
     let floor = match edge_trim::trim(&built, &BTreeSet::new()) {
-        Ok(Some((wasm, _))) => wasm,
+        Ok(Some(t)) => t.wasm,
         Ok(None) => built,
         Err(e) => panic!("health.wasm: {e}"),
     };
