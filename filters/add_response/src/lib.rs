@@ -93,17 +93,20 @@ fn reply(r: &Reply, server: &str) -> Action {
 
 impl HttpContext for Add {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
-        let Some(path) = host::get_header(MapType::HttpRequestHeaders, ":path") else { return Action::Continue };
+        // One read of the whole map rather than five of single headers:
+        // every value the host returns costs a call back into the VM.
+        let Some(headers) = host::get_map(MapType::HttpRequestHeaders) else { return Action::Continue };
+        let Some(path) = headers.get(":path") else { return Action::Continue };
         let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
         if path_only != ADD_PATH.as_bytes() {
             return Action::Continue;
         }
-        let Ok(path) = String::from_utf8(path) else {
+        let Ok(path) = std::str::from_utf8(path) else {
             // Not UTF-8: neither Kubo's nor this parser's business to
             // guess; the cluster answers it.
             return Action::Continue;
         };
-        match host::get_header(MapType::HttpRequestHeaders, ":method").as_deref() {
+        match headers.get(":method") {
             Some(b"POST") => {}
             Some(b"OPTIONS") => return reply(&Reply::kubo_options(), ""),
             _ => return reply(&Reply::kubo_method_not_allowed(), ""),
@@ -112,16 +115,17 @@ impl HttpContext for Add {
         // goes. `proxy` stays: it is the router filter's decision for an
         // add (the routes follow it), and the cluster proxy is where adds
         // go anyway.
-        if host::get_header(MapType::HttpRequestHeaders, BACKEND_HEADER).as_deref() != Some(Backend::Proxy.header_value().as_bytes()) {
+        if headers.get(BACKEND_HEADER) != Some(Backend::Proxy.header_value().as_bytes()) {
             let _ = host::remove_header(MapType::HttpRequestHeaders, BACKEND_HEADER);
         }
+        let text = |name: &str| headers.get(name).and_then(|v| std::str::from_utf8(v).ok());
         let limit = self.config.max_upload_bytes;
-        let declared = host::get_header_str(MapType::HttpRequestHeaders, "content-length").and_then(|v| v.parse::<u64>().ok());
+        let declared = text("content-length").and_then(|v| v.parse::<u64>().ok());
         if limit > 0 && declared.is_some_and(|n| n > limit) {
             return reply(&Reply::upload_too_large(limit), &self.config.server);
         }
-        let content_type = host::get_header_str(MapType::HttpRequestHeaders, "content-type").unwrap_or_default();
-        match query::route(&path, &content_type, self.config.refuse_unsupported_options) {
+        let content_type = text("content-type").unwrap_or_default();
+        match query::route(path, content_type, self.config.refuse_unsupported_options) {
             Target::Reply(r) => reply(&r, &self.config.server),
             Target::Kubo => {
                 if self.config.only_hash_backend.is_empty() {
@@ -141,7 +145,7 @@ impl HttpContext for Add {
                         host::log(LogLevel::Warn, &format!("add_response: cannot rewrite the query: {s:?}"));
                     }
                 }
-                let scanner = multipart::boundary(&content_type).map(|b| Scanner::new(&b));
+                let scanner = multipart::boundary(content_type).map(|b| Scanner::new(&b));
                 let mut response = AddResponse::new(&request);
                 if scanner.is_none() {
                     response.names_lost();

@@ -188,11 +188,6 @@ pub fn get_header(t: MapType, key: &str) -> Option<Vec<u8>> {
     header(t, key).ok().flatten()
 }
 
-/// One header's value as text, when it is UTF-8.
-pub fn get_header_str(t: MapType, key: &str) -> Option<String> {
-    get_header(t, key).and_then(|v| String::from_utf8(v).ok())
-}
-
 pub fn set_header(t: MapType, key: &str, value: &[u8]) -> Result<(), HostError> {
     unsafe { status(proxy_replace_header_map_value(t as u32, key.as_ptr(), key.len(), value.as_ptr(), value.len())) }
 }
@@ -326,10 +321,6 @@ impl HeaderMap {
     /// The first value of `name` (Envoy hands filters lower-case names).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.pairs().find(|(k, _)| *k == name.as_bytes()).map(|(_, v)| v)
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
