@@ -31,40 +31,35 @@ pub struct Trimmed {
 /// `None` when there is nothing to drop.
 pub fn trim(wasm: &[u8], keep: &BTreeSet<String>) -> Result<Option<Trimmed>, String> {
     let optional = |name: &str| name.starts_with("proxy_on_") && !ALWAYS.contains(&name);
-    let mut exports = Vec::new();
-    for payload in Parser::new(0).parse_all(wasm) {
-        if let Payload::ExportSection(r) = payload.map_err(|e| e.to_string())? {
-            for e in r {
-                let e = e.map_err(|e| e.to_string())?;
-                exports.push((e.name.to_string(), e.kind, e.index));
-            }
-        }
+    if let Some(k) = keep.iter().find(|k| !optional(k)) {
+        return Err(format!("{k:?} is not an optional Proxy-Wasm callback (always kept: {ALWAYS:?})"));
     }
-    for k in keep {
-        if !optional(k) {
-            return Err(format!("{k:?} is not an optional Proxy-Wasm callback (always kept: {ALWAYS:?})"));
-        }
-        if !exports.iter().any(|(n, ..)| n == k) {
-            return Err(format!("{k:?} is listed as implemented but the module does not export it"));
-        }
-    }
-    let dropped: Vec<String> = exports.iter().filter(|(n, ..)| optional(n) && !keep.contains(n)).map(|(n, ..)| n.clone()).collect();
-    if dropped.is_empty() {
-        return Ok(None);
-    }
-
-    let mut module = Module::new();
+    // One pass: every section is copied as it is but the export section,
+    // which is written again without the dropped names.
+    let (mut module, mut exported, mut dropped) = (Module::new(), BTreeSet::new(), Vec::new());
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| e.to_string())?;
-        if let Payload::ExportSection(_) = payload {
+        if let Payload::ExportSection(reader) = payload {
             let mut section = ExportSection::new();
-            for (name, kind, index) in exports.iter().filter(|(n, ..)| !dropped.contains(n)) {
-                section.export(name, export_kind(*kind)?, *index);
+            for e in reader {
+                let e = e.map_err(|e| e.to_string())?;
+                exported.insert(e.name);
+                if optional(e.name) && !keep.contains(e.name) {
+                    dropped.push(e.name.to_string());
+                } else {
+                    section.export(e.name, export_kind(e.kind)?, e.index);
+                }
             }
             module.section(&section);
         } else if let Some((id, range)) = payload.as_section() {
             module.section(&RawSection { id, data: &wasm[range] });
         }
+    }
+    if let Some(k) = keep.iter().find(|k| !exported.contains(k.as_str())) {
+        return Err(format!("{k:?} is listed as implemented but the module does not export it"));
+    }
+    if dropped.is_empty() {
+        return Ok(None);
     }
     let out = module.finish();
     wasmparser::validate(&out).map_err(|e| format!("trimmed module does not validate: {e}"))?;
