@@ -2,7 +2,7 @@
 //! between them and the wire. Requests are sent exactly as given; responses
 //! are parsed (chunked or not) but the raw bytes are kept too.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -133,4 +133,54 @@ pub fn parse(raw: &[u8]) -> Option<Response> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Server side, for the test backends: copies a request body framed by
+/// `Content-Length` or chunked encoding from `r` into `out` as it arrives
+/// (never holding it whole), skipping chunk extensions and trailers. The
+/// number of body bytes, or `None` when the stream ended before the body
+/// did. No length and not chunked: no body.
+pub fn copy_body(r: &mut impl BufRead, content_length: Option<u64>, chunked: bool, out: &mut impl Write) -> std::io::Result<Option<u64>> {
+    if !chunked {
+        let want = content_length.unwrap_or(0);
+        return Ok((copy_exact(r, want, out)? == want).then_some(want));
+    }
+    let mut total = 0;
+    loop {
+        let mut size = String::new();
+        if r.read_line(&mut size)? == 0 {
+            return Ok(None);
+        }
+        let n = u64::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if n == 0 {
+            // Trailers until the empty line.
+            loop {
+                let mut t = String::new();
+                if r.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
+                    return Ok(Some(total));
+                }
+            }
+        }
+        if copy_exact(r, n, out)? < n || copy_exact(r, 2, &mut std::io::sink())? < 2 {
+            return Ok(None);
+        }
+        total += n;
+    }
+}
+
+/// Copies up to `n` bytes straight from `r`'s buffer; fewer at the end of
+/// the stream.
+fn copy_exact(r: &mut impl BufRead, n: u64, out: &mut impl Write) -> std::io::Result<u64> {
+    let mut left = n;
+    while left > 0 {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let k = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.write_all(&buf[..k])?;
+        r.consume(k);
+        left -= k as u64;
+    }
+    Ok(n - left)
 }

@@ -4,7 +4,7 @@
 //! that nothing else got it. One can be stopped (connection refused, open
 //! connections closed) and started again on the same port.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,26 +147,10 @@ fn connection(s: TcpStream, shared: &Shared) -> std::io::Result<()> {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
         let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        if let Some(len) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            std::io::copy(&mut (&mut r).take(len), &mut std::io::sink())?;
-        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                r.read_line(&mut size)?;
-                let n = u64::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-                if n == 0 {
-                    // Trailers until the empty line.
-                    loop {
-                        let mut t = String::new();
-                        if r.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                std::io::copy(&mut (&mut r).take(n + 2), &mut std::io::sink())?;
-            }
-        }
+        let length = get("content-length").and_then(|v| v.parse::<u64>().ok());
+        let chunked = length.is_none() && get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+        // A body cut short is still recorded and answered, as before.
+        let _ = crate::http::copy_body(&mut r, length, chunked, &mut std::io::sink())?;
         if shared.down.load(Ordering::SeqCst) {
             // Stopped while the request came in: no answer.
             return Ok(());

@@ -3,7 +3,7 @@
 //! answers like the cluster proxy's streamed add (`X-Chunked-Output`, one
 //! chunk per event), so the add filter is fully engaged on both sides.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use sha2::{Digest, Sha256};
@@ -54,45 +54,11 @@ fn serve(s: TcpStream, answer: &Answer) -> std::io::Result<()> {
         }
         let get = |n: &str| head.iter().find_map(|l| l.strip_prefix(n).map(|v| v.trim().to_string()));
         let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        if let Some(len) = get("content-length:").and_then(|v| v.parse::<u64>().ok()) {
-            let mut left = len;
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = r.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Ok(());
-                }
-                hasher.update(&buf[..n]);
-                total += n as u64;
-                left -= n as u64;
-            }
-        } else if get("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                r.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-                if n == 0 {
-                    let mut end = String::new();
-                    r.read_line(&mut end)?;
-                    break;
-                }
-                let mut left = n;
-                while left > 0 {
-                    let want = left.min(buf.len());
-                    let k = r.read(&mut buf[..want])?;
-                    if k == 0 {
-                        return Ok(());
-                    }
-                    hasher.update(&buf[..k]);
-                    total += k as u64;
-                    left -= k;
-                }
-                let mut crlf = [0u8; 2];
-                r.read_exact(&mut crlf)?;
-            }
-        }
+        let length = get("content-length:").and_then(|v| v.parse::<u64>().ok());
+        let chunked = length.is_none() && get("transfer-encoding:").is_some_and(|v| v.contains("chunked"));
+        let Some(total) = crate::http::copy_body(&mut r, length, chunked, &mut hasher)? else {
+            return Ok(());
+        };
         let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         let mut w = s.try_clone()?;
         let mut out = format!(
