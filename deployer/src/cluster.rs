@@ -17,6 +17,7 @@ pub const GROUPS: &[&str] = &[
     "",
     "apps",
     "policy",
+    "networking.k8s.io",
     "gateway.networking.k8s.io",
     "gateway.envoyproxy.io",
     "cert-manager.io",

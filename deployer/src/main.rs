@@ -4,6 +4,8 @@
 mod apply;
 mod cluster;
 mod config;
+#[cfg(test)]
+mod edge_tests;
 mod errors;
 mod identity;
 mod install;

@@ -367,22 +367,6 @@ pub mod tests {
     }
 
     #[test]
-    fn adds_have_no_request_timeout() {
-        let objs = sample(Mesh::EnvoyGateway, 1);
-        let rpc = find(&objs, "HTTPRoute", "ipfs-cluster-rpc");
-        let add_rules: Vec<_> = rpc["spec"]["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["matches"][0]["path"]["value"] == "/api/v0/add")
-            .collect();
-        assert_eq!(add_rules.len(), 2);
-        for r in add_rules {
-            assert_eq!(r["timeouts"]["request"], "0s");
-        }
-    }
-
-    #[test]
     fn announce_addresses_change_the_pod_template() {
         let settings = Settings::default();
         let (values, mesh) = settings.resolve().unwrap();

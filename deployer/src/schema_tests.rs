@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-const BUILT_IN_GROUPS: [&str; 3] = ["", "apps", "policy"];
+const BUILT_IN_GROUPS: [&str; 4] = ["", "apps", "policy", "networking.k8s.io"];
 
 fn is_built_in(o: &Object) -> bool {
     BUILT_IN_GROUPS.contains(&crate::cluster::split_api_version(o.api_version()).0)
@@ -52,7 +52,7 @@ fn built_in_objects_pass_strict_kubernetes_1_33_schemas() {
         let objects = sample(mesh, 3);
         let built_in: Vec<Object> = objects.into_iter().filter(is_built_in).collect();
         let kinds: std::collections::BTreeSet<_> = built_in.iter().map(|o| o.kind().to_string()).collect();
-        for k in ["Namespace", "Secret", "ConfigMap", "Service", "StatefulSet", "Deployment", "PodDisruptionBudget"] {
+        for k in ["Namespace", "Secret", "ConfigMap", "Service", "StatefulSet", "Deployment", "PodDisruptionBudget", "NetworkPolicy"] {
             assert!(kinds.contains(k), "{k} not rendered");
         }
         let dir = tempfile::tempdir().unwrap();

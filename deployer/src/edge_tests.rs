@@ -1,0 +1,547 @@
+//! The edge as the meshes and cert-manager will read the rendered objects: which route a
+//! request gets (Gateway API precedence), which filters run on it (Envoy Gateway v1.9.0's
+//! and Istio 1.30's attachment rules), which timeouts apply, whether a client-sent routing
+//! mark survives to routing, and who may reach the peers (NetworkPolicy semantics). Each
+//! model below names the upstream source it follows; they are small on purpose, and a
+//! real cluster stays the final check (manifests/kubernetes/README.md says what only it shows).
+
+use crate::render::tests::sample;
+use crate::render::Object;
+use crate::template::{Mesh, Step};
+use crate::values::Values;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const MESHES: [Mesh; 2] = [Mesh::EnvoyGateway, Mesh::Istio];
+
+fn find<'a>(objs: &'a [Object], kind: &str, name: &str) -> &'a Object {
+    objs.iter().find(|o| o.kind() == kind && o.name() == name).unwrap_or_else(|| panic!("{kind}/{name} not rendered"))
+}
+
+fn of_kind<'a>(objs: &'a [Object], kind: &str) -> Vec<&'a Object> {
+    objs.iter().filter(|o| o.kind() == kind).collect()
+}
+
+fn arr(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The one header the routes follow (the router's mark), read from the routes themselves.
+fn routing_header(objs: &[Object]) -> String {
+    let mut names = std::collections::BTreeSet::new();
+    for r in of_kind(objs, "HTTPRoute") {
+        for rule in arr(&r.value["spec"]["rules"]) {
+            for m in arr(&rule["matches"]) {
+                for h in arr(&m["headers"]) {
+                    names.insert(h["name"].as_str().unwrap().to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    assert_eq!(names.len(), 1, "the routes follow exactly one header: {names:?}");
+    names.into_iter().next().unwrap()
+}
+
+struct Listener {
+    name: String,
+    port: u64,
+    hostname: String,
+}
+
+fn listeners(objs: &[Object]) -> Vec<Listener> {
+    let gw = of_kind(objs, "Gateway");
+    assert_eq!(gw.len(), 1);
+    arr(&gw[0].value["spec"]["listeners"])
+        .iter()
+        .map(|l| Listener {
+            name: l["name"].as_str().unwrap().into(),
+            port: l["port"].as_u64().unwrap(),
+            hostname: l["hostname"].as_str().unwrap().into(),
+        })
+        .collect()
+}
+
+fn listener<'a>(ls: &'a [Listener], protocol_port: u64) -> &'a Listener {
+    ls.iter().find(|l| l.port == protocol_port).expect("a listener on that port")
+}
+
+/// The HTTPRoute cert-manager v1.21.1 creates for a challenge
+/// (pkg/issuer/acme/http/httproute.go, generateHTTPRouteSpec): the Issuer's parentRefs, the
+/// challenged name as hostname, one rule with an Exact path to its solver Service on 8089.
+fn solver_route(objs: &[Object], token: &str) -> Value {
+    let issuer = &of_kind(objs, "Issuer")[0].value;
+    let solvers = arr(&issuer["spec"]["acme"]["solvers"]);
+    assert_eq!(solvers.len(), 1);
+    let parent_refs = solvers[0]["http01"]["gatewayHTTPRoute"]["parentRefs"].clone();
+    let cert = &of_kind(objs, "Certificate")[0].value;
+    let domain = cert["spec"]["dnsNames"][0].clone();
+    json!({
+        "kind": "HTTPRoute",
+        "metadata": {"name": "cm-acme-http-solver-abcde", "namespace": issuer["metadata"]["namespace"]},
+        "spec": {
+            "parentRefs": parent_refs,
+            "hostnames": [domain],
+            "rules": [{
+                "matches": [{"path": {"type": "Exact", "value": format!("/.well-known/acme-challenge/{token}")}}],
+                "backendRefs": [{"kind": "Service", "name": "cm-acme-http-solver-abcde", "port": 8089}]
+            }]
+        }
+    })
+}
+
+fn attaches_to(route: &Value, gateway: &str, listener: &str) -> bool {
+    arr(&route["spec"]["parentRefs"]).iter().any(|p| {
+        p["name"] == gateway && p["kind"].as_str().is_none_or(|k| k == "Gateway") && p["sectionName"].as_str().is_none_or(|s| s == listener)
+    })
+}
+
+/// A request as routing sees it.
+struct Req<'a> {
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+fn path_matches(m: &Value, path: &str) -> bool {
+    let kind = m["path"]["type"].as_str().unwrap_or("PathPrefix");
+    let value = m["path"]["value"].as_str().unwrap_or("/");
+    match kind {
+        "Exact" => path == value,
+        // Gateway API: a prefix matches whole path elements.
+        "PathPrefix" => {
+            let v = value.trim_end_matches('/');
+            v.is_empty() || path == v || path.starts_with(&format!("{v}/"))
+        }
+        other => panic!("path match {other} not modelled"),
+    }
+}
+
+fn match_matches(m: &Value, req: &Req) -> bool {
+    path_matches(m, req.path)
+        && m["method"].as_str().is_none_or(|x| x == req.method)
+        && arr(&m["headers"]).iter().all(|h| {
+            assert_eq!(h["type"].as_str().unwrap_or("Exact"), "Exact");
+            let name = h["name"].as_str().unwrap();
+            req.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case(name) && Some(*v) == h["value"].as_str())
+        })
+}
+
+/// Gateway API precedence between matches of all routes on one listener (HTTPRoute spec,
+/// `rules`): exact path over prefix, then longer prefix, then method, then more header
+/// matches, then more query matches; on a tie the older route, then namespace/name order.
+/// All routes here share the hostname, so the hostname criteria never decide.
+fn winner(routes: &[&Value], gateway: &str, l: &Listener, req: &Req) -> Option<(String, usize)> {
+    let mut best: Option<((u8, usize, bool, usize, usize), String, usize)> = None;
+    for r in routes {
+        if !attaches_to(r, gateway, &l.name) || !arr(&r["spec"]["hostnames"]).iter().any(|h| h == l.hostname.as_str()) {
+            continue;
+        }
+        let name = r["metadata"]["name"].as_str().unwrap().to_string();
+        for (i, rule) in arr(&r["spec"]["rules"]).iter().enumerate() {
+            for m in arr(&rule["matches"]) {
+                if !match_matches(m, req) {
+                    continue;
+                }
+                let exact = m["path"]["type"] == "Exact";
+                let key = (
+                    exact as u8,
+                    m["path"]["value"].as_str().unwrap_or("/").len(),
+                    m.get("method").is_some(),
+                    arr(&m["headers"]).len(),
+                    arr(&m["queryParams"]).len(),
+                );
+                // Equal keys: alphabetical name wins (creation times are unknown here).
+                let better = match &best {
+                    None => true,
+                    Some((k, n, _)) => key > *k || (key == *k && name < *n),
+                };
+                if better {
+                    best = Some((key, name.clone(), i));
+                }
+            }
+        }
+    }
+    best.map(|(_, n, i)| (n, i))
+}
+
+/// The Wasm filters Envoy Gateway v1.9.0 runs on one route of one listener, in order
+/// (internal/gatewayapi/envoyextensionpolicy.go): a policy on the HTTPRoute wins over one
+/// on the Gateway listener (`sectionName`), which wins over one on the whole Gateway; the
+/// Gateway-wide one lands on every route of every listener.
+fn envoy_gateway_filters(objs: &[Object], gateway: &str, l: &Listener, route: &str) -> Vec<String> {
+    let policies = of_kind(objs, "EnvoyExtensionPolicy");
+    let targets = |p: &Object, rank: u8| {
+        arr(&p.value["spec"]["targetRefs"]).iter().any(|t| match rank {
+            0 => t["kind"] == "HTTPRoute" && t["name"] == route,
+            1 => t["kind"] == "Gateway" && t["name"] == gateway && t["sectionName"] == l.name.as_str(),
+            _ => t["kind"] == "Gateway" && t["name"] == gateway && t.get("sectionName").is_none(),
+        })
+    };
+    for rank in 0..3 {
+        if let Some(p) = policies.iter().find(|p| targets(p, rank)) {
+            return arr(&p.value["spec"]["wasm"]).iter().map(|w| w["rootID"].as_str().unwrap().to_string()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// The HTTP extensions Istio 1.30 puts on the listener of one port of the Gateway, in
+/// order (pilot/pkg/model/extensions.go matchPorts: no `match` is every port;
+/// push_context.go sortByPriority: higher priority first within a phase; WasmPlugins are
+/// TrafficExtensions since 1.30, pilot/pkg/config/kube/extensions/translate.go). Lua
+/// extensions are named `lua:<object name>`.
+fn istio_extensions(objs: &[Object], gateway: &str, port: u64) -> Vec<String> {
+    let mut found: Vec<(u8, i64, String)> = Vec::new();
+    for o in objs.iter().filter(|o| matches!(o.kind(), "WasmPlugin" | "TrafficExtension")) {
+        let s = &o.value["spec"];
+        if !arr(&s["targetRefs"]).iter().any(|t| t["kind"] == "Gateway" && t["name"] == gateway) {
+            continue;
+        }
+        let ports: Vec<u64> = arr(&s["match"]).iter().flat_map(|m| arr(&m["ports"])).map(|p| p["number"].as_u64().unwrap()).collect();
+        if !arr(&s["match"]).is_empty() && !ports.contains(&port) {
+            continue;
+        }
+        let phase = match s["phase"].as_str().unwrap_or("UNSPECIFIED_PHASE") {
+            "AUTHN" => 0,
+            "AUTHZ" => 1,
+            "STATS" => 2,
+            _ => 3,
+        };
+        let name = match (s["pluginName"].as_str(), s.get("lua")) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(_)) => format!("lua:{}", o.name()),
+            (None, None) => s["wasm"]["pluginName"].as_str().unwrap().to_string(),
+        };
+        found.push((phase, -s["priority"].as_i64().unwrap_or(i64::from(i32::MIN)), name));
+    }
+    found.sort();
+    found.into_iter().map(|(_, _, n)| n).collect()
+}
+
+fn wasm_filters_on(objs: &[Object], mesh: Mesh, gateway: &str, l: &Listener, route: &str) -> Vec<String> {
+    match mesh {
+        Mesh::EnvoyGateway => envoy_gateway_filters(objs, gateway, l, route),
+        Mesh::Istio => istio_extensions(objs, gateway, l.port).into_iter().filter(|n| !n.starts_with("lua:")).collect(),
+    }
+}
+
+#[test]
+fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_redirects() {
+    let v = Values::defaults();
+    for mesh in MESHES {
+        let objs = sample(mesh, 3);
+        let gateway = of_kind(&objs, "Gateway")[0].name().to_string();
+        let ls = listeners(&objs);
+        let http = listener(&ls, v.port("PORT_HTTP").into());
+        let https = listener(&ls, v.port("PORT_HTTPS").into());
+        let solver = solver_route(&objs, "Xq3Tok-en_42");
+        let mut routes: Vec<&Value> = of_kind(&objs, "HTTPRoute").into_iter().map(|o| &o.value).collect();
+        routes.push(&solver);
+        let m = mesh.as_str();
+
+        // Port 80: the challenge reaches the solver's route, and only health runs before it.
+        let challenge = Req { method: "GET", path: "/.well-known/acme-challenge/Xq3Tok-en_42", headers: &[] };
+        let (route, _) = winner(&routes, &gateway, http, &challenge).expect("a route for the challenge");
+        assert_eq!(route, "cm-acme-http-solver-abcde", "{m}: the HTTP-01 challenge is swallowed by {route}");
+        let filters = wasm_filters_on(&objs, mesh, &gateway, http, &route);
+        assert_eq!(filters, ["health"], "{m}: on the solver's route run {filters:?}; the router would answer 404");
+
+        // Port 80, anything else: the redirect (other tokens too), with health before it.
+        for path in ["/", "/ipfs/bafkqaaa", "/.well-known/acme-challenge/other", "/.well-known/acme-challenge"] {
+            let req = Req { method: "GET", path, headers: &[] };
+            let (route, rule) = winner(&routes, &gateway, http, &req).unwrap();
+            let r = routes.iter().find(|r| r["metadata"]["name"] == route.as_str()).unwrap();
+            assert_eq!(r["spec"]["rules"][rule]["filters"][0]["type"], "RequestRedirect", "{m}: {path} on port 80 went to {route}");
+        }
+        // A probe to port 80 is answered by health, which runs first on the redirect route.
+        let probe = Req { method: "GET", path: "/", headers: &[] };
+        let (redirect, _) = winner(&routes, &gateway, http, &probe).unwrap();
+        assert_eq!(wasm_filters_on(&objs, mesh, &gateway, http, &redirect).first().map(String::as_str), Some("health"), "{m}");
+
+        // Port 443: the three filters in chain order on every route, health first, so probes
+        // are answered there as well and nothing is routed unclassified.
+        for r in of_kind(&objs, "HTTPRoute").into_iter().filter(|r| attaches_to(&r.value, &gateway, &https.name)) {
+            assert_eq!(wasm_filters_on(&objs, mesh, &gateway, https, r.name()), crate::render::FILTERS, "{m}: {}", r.display());
+        }
+        // And no route of ours is on port 443 without them; the redirect is only on port 80.
+        assert!(!attaches_to(&find(&objs, "HTTPRoute", &redirect).value, &gateway, &https.name), "{m}");
+    }
+}
+
+/// Envoy Gateway and Gateway API durations ("0s", "5m", "1h30m") in seconds.
+fn seconds(d: &str) -> f64 {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = d.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            0.001
+        } else {
+            match c {
+                'h' => 3600.0,
+                'm' => 60.0,
+                's' => 1.0,
+                _ => panic!("unit {c} in {d}"),
+            }
+        };
+        total += num.parse::<f64>().unwrap() * unit;
+        num.clear();
+    }
+    assert!(num.is_empty(), "{d}: no unit");
+    total
+}
+
+#[test]
+fn streaming_routes_have_no_request_timeout_and_a_stuck_stream_is_still_cut() {
+    let v = Values::defaults();
+    for mesh in MESHES {
+        let objs = sample(mesh, 1);
+        let mark = routing_header(&objs);
+        let mut streaming_rules = 0;
+        for r in of_kind(&objs, "HTTPRoute") {
+            for rule in arr(&r.value["spec"]["rules"]) {
+                if arr(&rule["backendRefs"]).is_empty() {
+                    continue; // the redirect: Envoy answers it itself
+                }
+                let value = arr(&rule["matches"]).iter().flat_map(|m| arr(&m["headers"])).find(|h| h["name"] == mark.as_str());
+                let timeout = rule["timeouts"]["request"].as_str();
+                let what = format!("{} {}: rule for {:?}", mesh.as_str(), r.display(), value.map(|h| &h["value"]));
+                if value.is_some_and(|h| h["value"] == "health") {
+                    // One tiny block for a probe: a finite bound, within a probe's own timeout.
+                    let t = seconds(timeout.unwrap_or_else(|| panic!("{what}: no timeout")));
+                    assert!(t > 0.0 && t <= 5.0, "{what}: {t} s");
+                } else {
+                    // Envoy's route timeout (15 s unless set) would cut any longer response;
+                    // Envoy Gateway and Istio both map `request: 0s` to no route timeout.
+                    assert_eq!(timeout, Some("0s"), "{what}: keeps Envoy's 15 s default");
+                    streaming_rules += 1;
+                }
+            }
+        }
+        // gateway (marked and unmarked), proxy, kubo, rest.
+        assert_eq!(streaming_rules, 5, "{}", mesh.as_str());
+
+        if mesh == Mesh::EnvoyGateway {
+            // With `request: 0s` Envoy Gateway also turns the route's idle timeout off unless
+            // the listener has a stream idle timeout (internal/xds/translator/route.go,
+            // idleTimeout), so the ClientTrafficPolicy's must stay, on every listener.
+            let ctps = of_kind(&objs, "ClientTrafficPolicy");
+            assert_eq!(ctps.len(), 1);
+            let c = &ctps[0].value["spec"];
+            assert!(arr(&c["targetRefs"]).iter().all(|t| t["kind"] == "Gateway" && t.get("sectionName").is_none()));
+            let idle = seconds(c["timeout"]["http"]["streamIdleTimeout"].as_str().expect("a stream idle timeout"));
+            assert!((60.0..=3600.0).contains(&idle), "stream idle timeout {idle} s");
+            assert_eq!(idle, seconds(v.req("STREAM_IDLE_TIMEOUT")));
+            // Nothing bounds a whole upload or download instead.
+            assert!(c["timeout"]["http"].get("requestReceivedTimeout").is_none(), "would cut long uploads");
+            for b in of_kind(&objs, "BackendTrafficPolicy") {
+                let t = &b.value["spec"]["timeout"]["http"];
+                for k in ["requestTimeout", "maxStreamDuration", "streamIdleTimeout"] {
+                    assert!(t.get(k).is_none(), "{}: {k} would override the routes'", b.display());
+                }
+            }
+        }
+    }
+}
+
+/// The object order of a render is the apply order; `down` deletes in reverse.
+fn position(objs: &[Object], o: &Object) -> usize {
+    objs.iter().position(|x| std::ptr::eq(x, o)).unwrap()
+}
+
+/// The mark remover must be in place whenever a route that follows the mark is: applied in
+/// the same step as the routes or earlier, rendered before them (so `down`, in reverse,
+/// deletes it after them), never with the filters.
+fn assert_in_place_before_the_routes(objs: &[Object], remover: &Object) {
+    for r in of_kind(objs, "HTTPRoute") {
+        assert!(remover.step <= r.step, "{} is applied after {}", remover.display(), r.display());
+        assert!(position(objs, remover) < position(objs, r), "{} comes after {}", remover.display(), r.display());
+    }
+    assert!(remover.step < Step::Filters);
+}
+
+#[test]
+fn a_client_sent_mark_is_removed_before_routing_in_every_mesh() {
+    for mesh in MESHES {
+        let objs = sample(mesh, 1);
+        let mark = routing_header(&objs);
+        let gateway = of_kind(&objs, "Gateway")[0].name().to_string();
+        match mesh {
+            Mesh::EnvoyGateway => {
+                // Envoy's early_header_mutation: before every HTTP filter and routing, on
+                // every listener (internal/xds/translator/listener.go buildEarlyHeaderMutation).
+                let c = of_kind(&objs, "ClientTrafficPolicy")
+                    .into_iter()
+                    .find(|c| {
+                        arr(&c.value["spec"]["headers"]["earlyRequestHeaders"]["remove"])
+                            .iter()
+                            .any(|h| h.as_str().is_some_and(|h| h.eq_ignore_ascii_case(&mark)))
+                    })
+                    .unwrap_or_else(|| panic!("no ClientTrafficPolicy removes {mark} early"));
+                let t = arr(&c.value["spec"]["targetRefs"]);
+                assert!(t.iter().any(|t| t["kind"] == "Gateway" && t["name"] == gateway.as_str() && t.get("sectionName").is_none()));
+                assert_in_place_before_the_routes(&objs, c);
+            }
+            Mesh::Istio => {
+                let ext = of_kind(&objs, "TrafficExtension");
+                assert_eq!(ext.len(), 1, "one TrafficExtension removes the mark");
+                let e = ext[0];
+                let s = &e.value["spec"];
+                assert!(arr(&s["targetRefs"]).iter().any(|t| t["kind"] == "Gateway" && t["name"] == gateway.as_str()));
+                let code = s["lua"]["inlineCode"].as_str().expect("inline Lua");
+                assert!(code.contains(&format!("request_handle:headers():remove(\"{mark}\")")), "{code}");
+                assert_in_place_before_the_routes(&objs, e);
+                // On every listener, before every Wasm filter (above all: before the router,
+                // whose own mark must stay).
+                for l in listeners(&objs) {
+                    let chain = istio_extensions(&objs, &gateway, l.port);
+                    assert_eq!(chain.first(), Some(&format!("lua:{}", e.name())), "port {}: {chain:?}", l.port);
+                }
+            }
+        }
+    }
+}
+
+/// A connection's source as a NetworkPolicy sees it.
+struct Source {
+    what: &'static str,
+    /// Namespace name and pod labels; `None`: from outside the cluster.
+    pod: Option<(String, BTreeMap<String, String>)>,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn selects(selector: &Value, l: &BTreeMap<String, String>) -> bool {
+    assert!(selector.get("matchExpressions").is_none(), "not modelled");
+    selector["matchLabels"].as_object().into_iter().flatten().all(|(k, v)| l.get(k).map(String::as_str) == v.as_str())
+}
+
+/// networking.k8s.io/v1 semantics: an ingress rule without `from` admits every source; a
+/// peer with only `podSelector` means pods of the policy's namespace; `namespaceSelector`
+/// with `podSelector` in one peer means both must hold (namespaces carry their
+/// `kubernetes.io/metadata.name` label); a rule without `ports` admits every port.
+fn admitted(np: &Value, src: &Source, port: u64, protocol: &str) -> bool {
+    let own_ns = np["metadata"]["namespace"].as_str().unwrap();
+    arr(&np["spec"]["ingress"]).iter().any(|rule| {
+        let from_ok = match rule.get("from") {
+            None => true,
+            Some(from) => arr(from).iter().any(|peer| {
+                assert!(peer.get("ipBlock").is_none(), "not modelled");
+                let Some((ns, pod)) = &src.pod else { return false };
+                let ns_ok = match peer.get("namespaceSelector") {
+                    None => ns == own_ns,
+                    Some(sel) => selects(sel, &labels(&[("kubernetes.io/metadata.name", ns)])),
+                };
+                ns_ok && peer.get("podSelector").is_none_or(|sel| selects(sel, pod))
+            }),
+        };
+        let port_ok = rule.get("ports").is_none_or(|ps| {
+            arr(ps).iter().any(|p| p["port"].as_u64() == Some(port) && p["protocol"].as_str().unwrap_or("TCP") == protocol)
+        });
+        from_ok && port_ok
+    })
+}
+
+#[test]
+fn only_the_edge_and_the_peers_reach_the_internal_ports_and_the_swarm_is_open() {
+    let v = Values::defaults();
+    let internal: Vec<u64> = ["PORT_KUBO_RPC", "PORT_CLUSTER_REST", "PORT_CLUSTER_PROXY", "PORT_CLUSTER_SWARM", "PORT_KUBO_GATEWAY"]
+        .iter()
+        .map(|k| v.port(k).into())
+        .collect();
+    let swarm: u64 = v.port("PORT_SWARM").into();
+    for mesh in MESHES {
+        let objs = sample(mesh, 3);
+        let nps = of_kind(&objs, "NetworkPolicy");
+        assert_eq!(nps.len(), 1, "{}: one NetworkPolicy for the peers", mesh.as_str());
+        let np = &nps[0].value;
+        let ns = np["metadata"]["namespace"].as_str().unwrap().to_string();
+        let name = of_kind(&objs, "Gateway")[0].name().to_string();
+
+        // It isolates exactly the peers: it selects the StatefulSet's pods, and not the
+        // filter server (which serves public bytes to the proxies).
+        let sts = &of_kind(&objs, "StatefulSet")[0];
+        let peer_labels: BTreeMap<String, String> =
+            serde_json::from_value(sts.value["spec"]["template"]["metadata"]["labels"].clone()).unwrap();
+        assert!(selects(&np["spec"]["podSelector"], &peer_labels));
+        let server = find(&objs, "Deployment", &format!("{name}-filters"));
+        let server_labels: BTreeMap<String, String> =
+            serde_json::from_value(server.value["spec"]["template"]["metadata"]["labels"].clone()).unwrap();
+        assert!(!selects(&np["spec"]["podSelector"], &server_labels));
+        assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]), "egress stays open");
+
+        // In force before any peer runs, and after the last one is gone.
+        assert!(nps[0].step <= sts.step && position(&objs, nps[0]) < position(&objs, sts));
+
+        // Every port a peer listens on is either internal or the swarm.
+        for c in arr(&sts.value["spec"]["template"]["spec"]["containers"]) {
+            for p in arr(&c["ports"]) {
+                let n = p["containerPort"].as_u64().unwrap();
+                assert!(internal.contains(&n) || n == swarm, "port {n} of {} is in neither list", c["name"]);
+            }
+        }
+
+        // The pods as each mesh labels them: Envoy Gateway v1.9.0
+        // (internal/infrastructure/kubernetes/proxy/resource.go EnvoyAppLabel, and the owner
+        // labels of internal/gatewayapi/helpers.go), Istio 1.30
+        // (manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml).
+        let eg_ns = v.req("ENVOY_GATEWAY_NAMESPACE").to_string();
+        let envoy = |gw: &str, gw_ns: &str| {
+            labels(&[
+                ("app.kubernetes.io/name", "envoy"),
+                ("app.kubernetes.io/component", "proxy"),
+                ("app.kubernetes.io/managed-by", "envoy-gateway"),
+                ("gateway.envoyproxy.io/owning-gateway-name", gw),
+                ("gateway.envoyproxy.io/owning-gateway-namespace", gw_ns),
+            ])
+        };
+        let istio = |gw: &str| {
+            labels(&[
+                ("gateway.networking.k8s.io/gateway-name", gw),
+                ("gateway.networking.k8s.io/gateway-class-name", "istio"),
+                ("gateway.istio.io/managed", "istio.io-gateway-controller"),
+                ("service.istio.io/canonical-name", &format!("{gw}-istio")),
+            ])
+        };
+        let konnectivity = labels(&[("k8s-app", "konnectivity-agent")]);
+        let edge = [
+            Source { what: "Envoy Gateway's proxy of this Gateway", pod: Some((eg_ns.clone(), envoy(&name, &ns))) },
+            Source { what: "Istio's gateway pod of this Gateway", pod: Some((ns.clone(), istio(&name))) },
+            Source { what: "a peer", pod: Some((ns.clone(), peer_labels.clone())) },
+        ];
+        let outsiders = [
+            Source { what: "the internet", pod: None },
+            Source { what: "Envoy Gateway's proxy of another Gateway", pod: Some((eg_ns.clone(), envoy("other", "elsewhere"))) },
+            Source { what: "a pod labelled like this Gateway's proxy in another namespace", pod: Some(("tenant".into(), envoy(&name, &ns))) },
+            Source { what: "Istio's gateway pod of another Gateway", pod: Some((ns.clone(), istio("other"))) },
+            Source { what: "the filter server", pod: Some((ns.clone(), server_labels.clone())) },
+            Source { what: "another pod of the namespace", pod: Some((ns.clone(), labels(&[("app", "debug")]))) },
+            Source { what: "a peer of another deployment", pod: Some(("other".into(), peer_labels.clone())) },
+        ];
+        let m = mesh.as_str();
+        for port in &internal {
+            for s in &edge {
+                assert!(admitted(np, s, *port, "TCP"), "{m}: {} cannot reach port {port}", s.what);
+            }
+            for s in &outsiders {
+                assert!(!admitted(np, s, *port, "TCP"), "{m}: {} reaches port {port}", s.what);
+            }
+            // `deployer status` reads each peer's REST /id through the API server's pod
+            // proxy, which tunnels through the konnectivity agents on GKE: that port only.
+            let k = Source { what: "konnectivity", pod: Some(("kube-system".into(), konnectivity.clone())) };
+            assert_eq!(admitted(np, &k, *port, "TCP"), *port == u64::from(v.port("PORT_CLUSTER_REST")), "{m}: port {port}");
+        }
+        for s in edge.iter().chain(&outsiders) {
+            for proto in ["TCP", "UDP"] {
+                assert!(admitted(np, s, swarm, proto), "{m}: swarm {proto} closed to {}", s.what);
+            }
+        }
+    }
+}
