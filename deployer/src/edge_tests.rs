@@ -61,8 +61,8 @@ fn listeners(objs: &[Object]) -> Vec<Listener> {
         .collect()
 }
 
-fn listener<'a>(ls: &'a [Listener], protocol_port: u64) -> &'a Listener {
-    ls.iter().find(|l| l.port == protocol_port).expect("a listener on that port")
+fn listener(ls: &[Listener], port: u64) -> &Listener {
+    ls.iter().find(|l| l.port == port).expect("a listener on that port")
 }
 
 /// The HTTPRoute cert-manager v1.21.1 creates for a challenge
@@ -570,7 +570,7 @@ fn envoy_bin() -> std::path::PathBuf {
 struct RealEnvoy {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl RealEnvoy {
@@ -611,11 +611,11 @@ impl RealEnvoy {
             .stderr(log)
             .spawn()
             .expect("start envoy");
-        let mut e = RealEnvoy { child, port: 0, _dir: dir };
+        let mut e = RealEnvoy { child, port: 0, dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while e.port == 0 {
             if let Some(status) = e.child.try_wait().unwrap() {
-                panic!("envoy exited ({status}):\n{}", std::fs::read_to_string(e._dir.path().join("envoy.log")).unwrap_or_default());
+                panic!("envoy exited ({status}):\n{}", std::fs::read_to_string(e.dir.path().join("envoy.log")).unwrap_or_default());
             }
             assert!(std::time::Instant::now() < deadline, "envoy not ready in 60 s");
             let admin = std::fs::read_to_string(&admin_file).ok().and_then(|a| a.trim().rsplit(':').next()?.parse::<u16>().ok());
