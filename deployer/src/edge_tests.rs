@@ -514,6 +514,16 @@ fn only_the_edge_and_the_peers_reach_the_internal_ports_and_the_swarm_is_open() 
         let edge = [
             Source { what: "Envoy Gateway's proxy of this Gateway", pod: Some((eg_ns.clone(), envoy(&name, &ns))) },
             Source { what: "Istio's gateway pod of this Gateway", pod: Some((ns.clone(), istio(&name))) },
+            // Envoy Gateway's gateway-namespace mode: the proxies in the Gateway's namespace,
+            // also labelled with its name (resource_provider.go envoyLabels).
+            Source {
+                what: "Envoy Gateway's proxy in gateway-namespace mode",
+                pod: Some((ns.clone(), {
+                    let mut l = envoy(&name, &ns);
+                    l.insert("gateway.networking.k8s.io/gateway-name".into(), name.clone());
+                    l
+                })),
+            },
             Source { what: "a peer", pod: Some((ns.clone(), peer_labels.clone())) },
         ];
         let outsiders = [
