@@ -5,9 +5,14 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use edge_logic::router::{
-    self, auth::base64_encode, classify, parse_target, Access, Backend, Decision, Policy, Request,
-};
+use edge_logic::backend::Backend;
+use edge_logic::kubo;
+use edge_logic::router::{self, auth::base64_encode, classify, parse_target, Access, Decision, Policy, Request};
+
+/// The error JSON a refusal with `status` carries, as text.
+fn error_json(status: u16, message: &str) -> String {
+    String::from_utf8(kubo::error_body(router::error_code(status), message)).unwrap()
+}
 
 const CID0: &str = "QmZnrPBqsrNg5iuHuFzhWg9bxwHFAcH3ojWFALyURhTotM";
 const CID1: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
@@ -332,11 +337,11 @@ fn authorization_is_stripped_unless_forwarding_is_configured() {
 #[test]
 fn kubo_error_json_matches_go_ipfs_cmds() {
     assert_eq!(
-        router::kubo_error_body(403, "no \"way\""),
+        error_json(403, "no \"way\""),
         "{\"Message\":\"no \\\"way\\\"\",\"Code\":4,\"Type\":\"error\"}\n"
     );
-    assert_eq!(router::kubo_error_body(400, "x"), "{\"Message\":\"x\",\"Code\":1,\"Type\":\"error\"}\n");
-    assert_eq!(router::kubo_error_body(405, "x"), "{\"Message\":\"x\",\"Code\":0,\"Type\":\"error\"}\n");
+    assert_eq!(error_json(400, "x"), "{\"Message\":\"x\",\"Code\":1,\"Type\":\"error\"}\n");
+    assert_eq!(error_json(405, "x"), "{\"Message\":\"x\",\"Code\":0,\"Type\":\"error\"}\n");
 }
 
 #[test]
@@ -381,23 +386,23 @@ fn rpc_method_refusal_is_kubos_own_answer() {
     let p = policy("");
     let Decision::Refuse(r) = decide(&p, "GET", "/api/v0/add", &[]) else { panic!() };
     let (h, body) = router::refusal_response(&p, &r);
-    assert_eq!(body, "405 - Method Not Allowed\n");
+    assert_eq!(body, b"405 - Method Not Allowed\n");
     let names: Vec<&str> = h.iter().map(|(k, _)| *k).collect();
     assert_eq!(names, ["allow", "content-type", "vary", "x-content-type-options"]);
     assert!(h.contains(&("content-type", "text/plain; charset=utf-8".to_string())));
     // Other refusals keep the JSON.
     let Decision::Refuse(r) = decide(&p, "POST", "/api/v0/shutdown", &[]) else { panic!() };
     let (h, body) = router::refusal_response(&p, &r);
-    assert!(body.starts_with("{\"Message\":"), "{body}");
+    assert!(body.starts_with(b"{\"Message\":"), "{body:?}");
     assert!(h.contains(&("content-type", "application/json".to_string())));
     let Decision::Refuse(r) = decide(&p, "POST", "/ipfs/bafkqaaa", &[]) else { panic!() };
-    assert!(router::refusal_response(&p, &r).1.starts_with("{\"Message\":\"405"));
+    assert!(router::refusal_response(&p, &r).1.starts_with(b"{\"Message\":\"405"));
 }
 
 #[test]
 fn kubo_error_json_escapes_like_go() {
     assert_eq!(
-        router::kubo_error_body(403, "<a&b>\u{2028}"),
+        error_json(403, "<a&b>\u{2028}"),
         "{\"Message\":\"\\u003ca\\u0026b\\u003e\\u2028\",\"Code\":4,\"Type\":\"error\"}\n"
     );
 }

@@ -7,10 +7,13 @@
 //! which returns errors instead of panicking; on any host failure the
 //! request fails closed (no backend header: Envoy's default route refuses).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::rc::Rc;
 
 use edge_host::{self as host, HostError};
-use edge_logic::router::{self, Decision, Policy, Request, BACKEND_HEADER};
+use edge_logic::backend::BACKEND_HEADER;
+use edge_logic::router::{self, Decision, Policy, Request};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
@@ -71,7 +74,7 @@ impl RouterHttp {
     fn refuse(&self, r: &router::Refusal) -> Action {
         let (headers, body) = router::refusal_response(&self.policy, r);
         let h: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
-        match host::send_response(u32::from(r.status), &h, body.as_bytes()) {
+        match host::send_response(u32::from(r.status), &h, &body) {
             Ok(()) => Action::Pause,
             Err(e) => {
                 host::log(LogLevel::Error, &format!("local response failed: host status {e}"));
