@@ -302,6 +302,51 @@ fn health_paths() {
 }
 
 #[test]
+fn platform_paths_are_left_unmarked() {
+    let p = policy("");
+    let acme = "/.well-known/acme-challenge/Xr4-token_9";
+    for method in ["GET", "HEAD", "POST"] {
+        assert_eq!(decide(&p, method, acme, &[]), Decision::Platform, "{method}");
+    }
+    // The same normalisation as every other rule: merged slashes and
+    // decoded unreserved letters still point inside ...
+    assert_eq!(decide(&p, "GET", "//.well-known//acme-challenge/t?x=1", &[]), Decision::Platform);
+    assert_eq!(decide(&p, "GET", "/.well-known/%61cme-challenge/t", &[]), Decision::Platform);
+    assert_eq!(decide(&p, "GET", "http://h/.well-known/acme-challenge/t", &[]), Decision::Platform);
+    // ... and nothing that spells its way out of it passes.
+    for path in [
+        "/.well-known/acme-challenge/../../api/v0/shutdown",
+        "/.well-known/acme-challenge/%2e%2e/api/v0/shutdown",
+        "/.well-known/acme-challenge/%2E%2E%2Fapi%2Fv0%2Fshutdown",
+        "/.well-known/acme-challenge%2Ft",
+        "/.well-known/acme-challenge/t\\..\\x",
+    ] {
+        assert_eq!(status(&p, "GET", path, &[]), Some(400), "{path}");
+    }
+    // Segment-wise: a neighbour, the prefix itself and a bad method are the
+    // router's as before.
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challenge-x/t", &[]), Some(404));
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challenge/", &[]), Some(404));
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challengeX", &[]), Some(404));
+    assert_eq!(status(&p, "get", acme, &[]), Some(400));
+    assert_eq!(status(&p, "GET", acme, &[("x-http-method-override", "POST")]), Some(400));
+    // Configurable; `[]` turns it off; a prefix without a trailing slash
+    // covers itself too.
+    let off = policy(r#"{"platform_paths": []}"#);
+    assert_eq!(status(&off, "GET", acme, &[]), Some(404));
+    let own = policy(r#"{"platform_paths": ["/solver", "/x/y/"]}"#);
+    assert_eq!(decide(&own, "GET", "/solver", &[]), Decision::Platform);
+    assert_eq!(decide(&own, "GET", "/solver/a", &[]), Decision::Platform);
+    assert_eq!(decide(&own, "GET", "/x/y/z", &[]), Decision::Platform);
+    assert_eq!(status(&own, "GET", "/x/y", &[]), Some(404));
+    assert_eq!(status(&own, "GET", acme, &[]), Some(404));
+    for bad in ["/", "", "solver", "/a/../b/", "/a//b", "/a%2fb", "/a?x", "/a b", "/é"] {
+        let e = Policy::from_json(format!(r#"{{"platform_paths": ["/ok", "{bad}"]}}"#).as_bytes()).unwrap_err();
+        assert!(e.contains("platform_paths[1]"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn field_notes_preset() {
     let p = policy(r#"{"preset":"field-notes"}"#);
     assert_eq!(backend(&p, "POST", "/api/v0/add", &[]), Some(Backend::Proxy));

@@ -134,6 +134,16 @@ impl HttpContext for RouterHttp {
         let decision = router::classify(&self.policy, &Request { method, path, headers: &headers });
         match decision {
             Decision::Refuse(r) => self.refuse(&r),
+            Decision::Platform => {
+                // Unmarked: the platform's own route, or the route table's
+                // refusal. A removed client mark must not leave its route.
+                if client_marked {
+                    if let Err(e) = host::clear_route_cache() {
+                        return self.fail_closed("clear_route_cache failed", Some(e));
+                    }
+                }
+                Action::Continue
+            }
             Decision::Route { backend, strip_authorization } => {
                 if strip_authorization && has_authorization {
                     if let Err(e) = host::remove_header(REQUEST, "authorization") {

@@ -11,7 +11,7 @@ pub mod tables;
 pub mod target;
 
 pub use auth::{AuthResult, Credentials};
-pub use config::{Access, Policy};
+pub use config::{Access, PathPrefix, Policy};
 pub use target::{parse_target, Target};
 
 use tables::{Seg, CID_ARG_COMMANDS, REST_ROUTES};
@@ -43,19 +43,23 @@ pub enum Decision {
         strip_authorization: bool,
     },
     Refuse(Refusal),
+    /// Under a platform path: neither refused nor marked, so the route the
+    /// platform attached for it (cert-manager's HTTP-01 solver) answers, and
+    /// without one, the route table's refusal of unmarked requests.
+    Platform,
 }
 
 impl Decision {
     pub fn backend(&self) -> Option<Backend> {
         match self {
             Decision::Route { backend, .. } => Some(*backend),
-            Decision::Refuse(_) => None,
+            Decision::Refuse(_) | Decision::Platform => None,
         }
     }
 
     pub fn status(&self) -> Option<u16> {
         match self {
-            Decision::Route { .. } => None,
+            Decision::Route { .. } | Decision::Platform => None,
             Decision::Refuse(r) => Some(r.status),
         }
     }
@@ -118,6 +122,11 @@ pub fn classify(policy: &Policy, req: &Request<'_>) -> Decision {
         Ok(t) => t,
         Err(msg) => return refuse(400, msg),
     };
+    // On the decoded segments, as every other rule: an encoded or
+    // dot-segment path is refused above or judged where it really points.
+    if policy.platform_paths.iter().any(|p| p.covers(&target.segments)) {
+        return Decision::Platform;
+    }
     let segs: Vec<&str> = target.segments.iter().map(String::as_str).collect();
     let canonical = target.canonical_path();
 
