@@ -1,8 +1,8 @@
 //! The route tables and the router agree: every backend the router marks
 //! has its route in manifests/envoy/envoy.yaml and in
 //! manifests/kubernetes/edge/routes.yaml, to the port manifests/kubernetes/
-//! values.env gives it; no route takes a mark the router does not set; and
-//! an unmarked request is refused by both.
+//! values.env gives it (and the router's README says so); no route takes a
+//! mark the router does not set; and an unmarked request is refused by both.
 
 use consistency::routes::{self, Action, Table};
 use edge_logic::backend::Backend;
@@ -78,6 +78,27 @@ fn check(name: &str, table: &Table) -> Vec<String> {
 #[test]
 fn both_route_tables_follow_the_router() {
     let wrong: Vec<String> = tables().iter().flat_map(|(name, t)| check(name, t)).collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The router's README names each mark's port in its first table.
+#[test]
+fn the_router_readme_names_the_same_ports() {
+    let values = routes::values(&consistency::read("manifests/kubernetes/values.env").unwrap());
+    let readme = consistency::read("filters/router/README.md").unwrap();
+    let mut wrong = Vec::new();
+    for b in Backend::ALL {
+        let row = readme.lines().find(|l| l.starts_with(&format!("| `{}` |", b.header_value())));
+        let Some(row) = row else {
+            wrong.push(format!("no row for {:?}", b.header_value()));
+            continue;
+        };
+        let port = row.trim_end_matches('|').rsplit('|').next().unwrap_or_default().trim();
+        let want = port_key(b).and_then(|k| values.get(k)).map_or("none", String::as_str);
+        if port != want {
+            wrong.push(format!("filters/router/README.md: `{}` on port {port}, values.env: {want}", b.header_value()));
+        }
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
