@@ -15,7 +15,8 @@ pub enum ErrorCode {
     Normal = 0,
     /// `ErrClient`: the request was wrong.
     Client = 1,
-    /// The code Kubo's client reads as forbidden (401/403).
+    /// `ErrForbidden`: the client may not do this (go-ipfs-cmds error.go,
+    /// after `ErrImplementation` and `ErrRateLimited`).
     Forbidden = 4,
 }
 
