@@ -7,6 +7,8 @@
 //! (W workers send W checks per interval) and answers from its own view.
 //! Every host call goes through `edge_host`, which cannot panic.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;

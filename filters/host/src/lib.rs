@@ -15,6 +15,7 @@
 //! The pure parts (header-map codec, status names, timeouts, call headers)
 //! are plain functions tested on the host.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![allow(clippy::missing_safety_doc)]
 
 use proxy_wasm::types::{BufferType, LogLevel, MapType};

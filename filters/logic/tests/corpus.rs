@@ -7,7 +7,8 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use edge_logic::router::{classify, Backend, Decision, Policy, Request};
+use edge_logic::backend::Backend;
+use edge_logic::router::{classify, Decision, Policy, Request};
 use serde_json::Value;
 
 const CORPUS: &str = include_str!("corpus/hostile.jsonl");

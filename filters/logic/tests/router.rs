@@ -5,9 +5,14 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use edge_logic::router::{
-    self, auth::base64_encode, classify, parse_target, Access, Backend, Decision, Policy, Request,
-};
+use edge_logic::backend::Backend;
+use edge_logic::kubo;
+use edge_logic::router::{self, auth::base64_encode, classify, parse_target, Access, Decision, Policy, Request};
+
+/// The error JSON a refusal with `status` carries, as text.
+fn error_json(status: u16, message: &str) -> String {
+    String::from_utf8(kubo::error_body(router::error_code(status), message)).unwrap()
+}
 
 const CID0: &str = "QmZnrPBqsrNg5iuHuFzhWg9bxwHFAcH3ojWFALyURhTotM";
 const CID1: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
@@ -297,6 +302,51 @@ fn health_paths() {
 }
 
 #[test]
+fn platform_paths_are_left_unmarked() {
+    let p = policy("");
+    let acme = "/.well-known/acme-challenge/Xr4-token_9";
+    for method in ["GET", "HEAD", "POST"] {
+        assert_eq!(decide(&p, method, acme, &[]), Decision::Platform, "{method}");
+    }
+    // The same normalisation as every other rule: merged slashes and
+    // decoded unreserved letters still point inside ...
+    assert_eq!(decide(&p, "GET", "//.well-known//acme-challenge/t?x=1", &[]), Decision::Platform);
+    assert_eq!(decide(&p, "GET", "/.well-known/%61cme-challenge/t", &[]), Decision::Platform);
+    assert_eq!(decide(&p, "GET", "http://h/.well-known/acme-challenge/t", &[]), Decision::Platform);
+    // ... and nothing that spells its way out of it passes.
+    for path in [
+        "/.well-known/acme-challenge/../../api/v0/shutdown",
+        "/.well-known/acme-challenge/%2e%2e/api/v0/shutdown",
+        "/.well-known/acme-challenge/%2E%2E%2Fapi%2Fv0%2Fshutdown",
+        "/.well-known/acme-challenge%2Ft",
+        "/.well-known/acme-challenge/t\\..\\x",
+    ] {
+        assert_eq!(status(&p, "GET", path, &[]), Some(400), "{path}");
+    }
+    // Segment-wise: a neighbour, the prefix itself and a bad method are the
+    // router's as before.
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challenge-x/t", &[]), Some(404));
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challenge/", &[]), Some(404));
+    assert_eq!(status(&p, "GET", "/.well-known/acme-challengeX", &[]), Some(404));
+    assert_eq!(status(&p, "get", acme, &[]), Some(400));
+    assert_eq!(status(&p, "GET", acme, &[("x-http-method-override", "POST")]), Some(400));
+    // Configurable; `[]` turns it off; a prefix without a trailing slash
+    // covers itself too.
+    let off = policy(r#"{"platform_paths": []}"#);
+    assert_eq!(status(&off, "GET", acme, &[]), Some(404));
+    let own = policy(r#"{"platform_paths": ["/solver", "/x/y/"]}"#);
+    assert_eq!(decide(&own, "GET", "/solver", &[]), Decision::Platform);
+    assert_eq!(decide(&own, "GET", "/solver/a", &[]), Decision::Platform);
+    assert_eq!(decide(&own, "GET", "/x/y/z", &[]), Decision::Platform);
+    assert_eq!(status(&own, "GET", "/x/y", &[]), Some(404));
+    assert_eq!(status(&own, "GET", acme, &[]), Some(404));
+    for bad in ["/", "", "solver", "/a/../b/", "/a//b", "/a%2fb", "/a?x", "/a b", "/é"] {
+        let e = Policy::from_json(format!(r#"{{"platform_paths": ["/ok", "{bad}"]}}"#).as_bytes()).unwrap_err();
+        assert!(e.contains("platform_paths[1]"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn field_notes_preset() {
     let p = policy(r#"{"preset":"field-notes"}"#);
     assert_eq!(backend(&p, "POST", "/api/v0/add", &[]), Some(Backend::Proxy));
@@ -332,11 +382,11 @@ fn authorization_is_stripped_unless_forwarding_is_configured() {
 #[test]
 fn kubo_error_json_matches_go_ipfs_cmds() {
     assert_eq!(
-        router::kubo_error_body(403, "no \"way\""),
+        error_json(403, "no \"way\""),
         "{\"Message\":\"no \\\"way\\\"\",\"Code\":4,\"Type\":\"error\"}\n"
     );
-    assert_eq!(router::kubo_error_body(400, "x"), "{\"Message\":\"x\",\"Code\":1,\"Type\":\"error\"}\n");
-    assert_eq!(router::kubo_error_body(405, "x"), "{\"Message\":\"x\",\"Code\":0,\"Type\":\"error\"}\n");
+    assert_eq!(error_json(400, "x"), "{\"Message\":\"x\",\"Code\":1,\"Type\":\"error\"}\n");
+    assert_eq!(error_json(405, "x"), "{\"Message\":\"x\",\"Code\":0,\"Type\":\"error\"}\n");
 }
 
 #[test]
@@ -381,23 +431,23 @@ fn rpc_method_refusal_is_kubos_own_answer() {
     let p = policy("");
     let Decision::Refuse(r) = decide(&p, "GET", "/api/v0/add", &[]) else { panic!() };
     let (h, body) = router::refusal_response(&p, &r);
-    assert_eq!(body, "405 - Method Not Allowed\n");
+    assert_eq!(body, b"405 - Method Not Allowed\n");
     let names: Vec<&str> = h.iter().map(|(k, _)| *k).collect();
     assert_eq!(names, ["allow", "content-type", "vary", "x-content-type-options"]);
     assert!(h.contains(&("content-type", "text/plain; charset=utf-8".to_string())));
     // Other refusals keep the JSON.
     let Decision::Refuse(r) = decide(&p, "POST", "/api/v0/shutdown", &[]) else { panic!() };
     let (h, body) = router::refusal_response(&p, &r);
-    assert!(body.starts_with("{\"Message\":"), "{body}");
+    assert!(body.starts_with(b"{\"Message\":"), "{body:?}");
     assert!(h.contains(&("content-type", "application/json".to_string())));
     let Decision::Refuse(r) = decide(&p, "POST", "/ipfs/bafkqaaa", &[]) else { panic!() };
-    assert!(router::refusal_response(&p, &r).1.starts_with("{\"Message\":\"405"));
+    assert!(router::refusal_response(&p, &r).1.starts_with(b"{\"Message\":\"405"));
 }
 
 #[test]
 fn kubo_error_json_escapes_like_go() {
     assert_eq!(
-        router::kubo_error_body(403, "<a&b>\u{2028}"),
+        error_json(403, "<a&b>\u{2028}"),
         "{\"Message\":\"\\u003ca\\u0026b\\u003e\\u2028\",\"Code\":4,\"Type\":\"error\"}\n"
     );
 }

@@ -7,10 +7,13 @@
 //! which returns errors instead of panicking; on any host failure the
 //! request fails closed (no backend header: Envoy's default route refuses).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 use std::rc::Rc;
 
 use edge_host::{self as host, HostError};
-use edge_logic::router::{self, Decision, Policy, Request, BACKEND_HEADER};
+use edge_logic::backend::BACKEND_HEADER;
+use edge_logic::router::{self, Decision, Policy, Request};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
@@ -71,7 +74,7 @@ impl RouterHttp {
     fn refuse(&self, r: &router::Refusal) -> Action {
         let (headers, body) = router::refusal_response(&self.policy, r);
         let h: Vec<(&[u8], &[u8])> = headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
-        match host::send_response(u32::from(r.status), &h, body.as_bytes()) {
+        match host::send_response(u32::from(r.status), &h, &body) {
             Ok(()) => Action::Pause,
             Err(e) => {
                 host::log(LogLevel::Error, &format!("local response failed: host status {e}"));
@@ -131,6 +134,16 @@ impl HttpContext for RouterHttp {
         let decision = router::classify(&self.policy, &Request { method, path, headers: &headers });
         match decision {
             Decision::Refuse(r) => self.refuse(&r),
+            Decision::Platform => {
+                // Unmarked: the platform's own route, or the route table's
+                // refusal. A removed client mark must not leave its route.
+                if client_marked {
+                    if let Err(e) = host::clear_route_cache() {
+                        return self.fail_closed("clear_route_cache failed", Some(e));
+                    }
+                }
+                Action::Continue
+            }
             Decision::Route { backend, strip_authorization } => {
                 if strip_authorization && has_authorization {
                     if let Err(e) = host::remove_header(REQUEST, "authorization") {

@@ -5,7 +5,6 @@
 
 use crate::envoy::{Envoy, Patch};
 use crate::recorder::{Recorder, Seen};
-use crate::stack::{serde_quote, HEALTH_VALUE, ROUTER_VALUE};
 
 pub const CONFIG: &str = "manifests/envoy/envoy.yaml";
 
@@ -87,16 +86,16 @@ impl EdgeStack {
     }
 
     /// The same with more patches of the manifest.
-    pub fn start_patched(router: &str, health: &str, extra: Vec<Patch<'static>>) -> EdgeStack {
+    pub fn start_patched(router: &str, health: &str, extra: Vec<Patch>) -> EdgeStack {
         let (gateway, proxy, kubo, rest) =
             (Recorder::spawn("gateway"), Recorder::spawn("proxy"), Recorder::spawn("kubo"), Recorder::spawn("rest"));
         let mut patches = vec![
-            Patch("port_value: 9094", format!("port_value: {}", rest.port())),
-            Patch("port_value: 9095", format!("port_value: {}", proxy.port())),
-            Patch("port_value: 5001", format!("port_value: {}", kubo.port())),
-            Patch("port_value: 8080", format!("port_value: {}", gateway.port())),
-            Patch(ROUTER_VALUE, format!("value: {}", serde_quote(router))),
-            Patch(HEALTH_VALUE, format!("value: {}", serde_quote(health))),
+            Patch::ClusterPort("cluster_rest", rest.port()),
+            Patch::ClusterPort("cluster_proxy", proxy.port()),
+            Patch::ClusterPort("kubo_rpc", kubo.port()),
+            Patch::ClusterPort("gateway", gateway.port()),
+            Patch::FilterConfig("router", router.into()),
+            Patch::FilterConfig("health", health.into()),
         ];
         patches.extend(extra);
         let envoy = Envoy::start(CONFIG, &patches);

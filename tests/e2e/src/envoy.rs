@@ -14,9 +14,7 @@ pub struct Envoy {
     dir: std::path::PathBuf,
 }
 
-/// A text replacement in the configuration; each must match exactly once,
-/// so a configuration change that breaks a test's assumptions fails loudly.
-pub struct Patch<'a>(pub &'a str, pub String);
+pub use crate::envoy_config::Patch;
 
 impl Envoy {
     /// Starts Envoy on `config` (relative to the repository root) with the
@@ -48,18 +46,10 @@ impl Envoy {
 
     fn launch(config: &str, patches: &[Patch], keep: &[&str]) -> Result<Envoy, String> {
         let root = crate::repo_root();
-        let mut text = std::fs::read_to_string(root.join(config)).expect("envoy config");
-        if !keep.contains(&"*") {
-            text = drop_wasm_filters(&text, keep);
-        }
-        for Patch(from, to) in patches {
-            assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once in {config}");
-            text = text.replace(from, to);
-        }
+        let text = std::fs::read_to_string(root.join(config)).expect("envoy config");
         let wasm = crate::wasm_dir();
         assert!(wasm.join("add_response.wasm").exists(), "{} has no add_response.wasm: run ./x build first", wasm.display());
-        text = text.replace("target/wasm32-wasip1/release/", &format!("{}/", wasm.display()));
-        text = text.replace("port_value: 10000", "port_value: 0").replace("port_value: 9901", "port_value: 0");
+        let text = crate::envoy_config::edit(&text, patches, keep, &wasm).unwrap_or_else(|e| panic!("{config}: {e}"));
 
         let dir = std::env::temp_dir().join(format!("edge-envoy-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -139,43 +129,6 @@ impl Drop for Envoy {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Removes every `envoy.filters.http.wasm` entry from `http_filters` but
-/// those named in `keep` (entries are `- name:` items at one indentation; a
-/// Wasm one has the Wasm type URL in its body).
-fn drop_wasm_filters(text: &str, keep: &[&str]) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let l = lines[i];
-        let indent = l.len() - l.trim_start().len();
-        if l.trim_start().starts_with("- name:") {
-            let mut j = i + 1;
-            while j < lines.len() {
-                let lj = lines[j];
-                let ind = lj.len() - lj.trim_start().len();
-                if !lj.trim().is_empty() && ind <= indent {
-                    break;
-                }
-                j += 1;
-            }
-            // Only an item whose own typed_config is the Wasm filter (its
-            // first lines), not an enclosing listener that contains one.
-            let item = lines[i..j.min(i + 3)].join("\n");
-            let name = l.trim_start().trim_start_matches("- name:").trim();
-            if item.contains("envoy.extensions.filters.http.wasm.v3.Wasm") && !keep.contains(&name) {
-                i = j;
-                continue;
-            }
-        }
-        out.push(l);
-        i += 1;
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
 }
 
 /// A process's resident memory in bytes (Linux `/proc`), 0 if unknown.

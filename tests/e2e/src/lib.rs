@@ -4,6 +4,7 @@
 
 pub mod edge;
 pub mod envoy;
+pub mod envoy_config;
 pub mod h2;
 pub mod http;
 pub mod recorder;

@@ -54,29 +54,29 @@ pub fn envoy_in_front_of(cluster: u16, kubo: u16, json: &str, filters: bool) -> 
 /// (configuration `json`): what the add benchmark compares with no filter.
 pub fn envoy_with_add_response_only(cluster: u16, kubo: u16, json: &str) -> Envoy {
     let mut patches = patches(cluster, kubo, json, false);
-    patches.push(Patch(ADD_RESPONSE_VALUE, format!("value: {}", serde_quote(json))));
+    patches.push(Patch::FilterConfig("add_response", json.into()));
     Envoy::start_keeping("manifests/envoy/envoy.yaml", &patches, &["add_response"])
 }
 
 /// The patches that put manifests/envoy/envoy.yaml in front of these ports
 /// with the add_response configuration `json`. The cluster REST API and the
 /// gateway get a closed port: the add tests never reach them.
-pub fn patches(cluster: u16, kubo: u16, json: &str, filters: bool) -> Vec<Patch<'static>> {
+pub fn patches(cluster: u16, kubo: u16, json: &str, filters: bool) -> Vec<Patch> {
     let closed = closed_port();
     let mut patches = vec![
-        Patch("port_value: 9095", format!("port_value: {cluster}")),
-        Patch("port_value: 5001", format!("port_value: {kubo}")),
-        Patch("port_value: 9094", format!("port_value: {closed}")),
-        Patch("port_value: 8080", format!("port_value: {closed}")),
+        Patch::ClusterPort("cluster_proxy", cluster),
+        Patch::ClusterPort("kubo_rpc", kubo),
+        Patch::ClusterPort("cluster_rest", closed),
+        Patch::ClusterPort("gateway", closed),
     ];
     if filters {
-        patches.push(Patch(ADD_RESPONSE_VALUE, format!("value: {}", serde_quote(json))));
-        patches.push(Patch(ROUTER_VALUE, format!("value: {}", serde_quote(ADD_ROUTER_CONFIG))));
+        patches.push(Patch::FilterConfig("add_response", json.into()));
+        patches.push(Patch::FilterConfig("router", ADD_ROUTER_CONFIG.into()));
     } else {
         // Nothing marks requests without the router: the baseline sends
         // what would be unmarked to the cluster proxy, as the add-only
         // manifest did.
-        patches.push(Patch(UNMARKED_ROUTE, "route: { cluster: cluster_proxy, timeout: 0s }".into()));
+        patches.push(Patch::UnmarkedTo("cluster_proxy"));
     }
     patches
 }
@@ -86,20 +86,8 @@ pub fn patches(cluster: u16, kubo: u16, json: &str, filters: bool) -> Vec<Patch<
 /// bytes go to Kubo and through the edge (a test setting).
 pub const ADD_ROUTER_CONFIG: &str = r#"{"preset": "read-only", "rpc": {"add": "public"}}"#;
 
-/// Lines of the manifest the tests replace, each exactly once: the three
-/// filters' configurations and the action of the last (unmarked) route.
-pub const HEALTH_VALUE: &str = r#"value: '{"paths": ["/"], "answer": "all"}'"#;
-pub const ROUTER_VALUE: &str = r#"value: '{"preset": "read-only"}'"#;
-pub const ADD_RESPONSE_VALUE: &str = r#"value: "{}""#;
-pub const UNMARKED_ROUTE: &str = r#"direct_response: { status: 403, body: { inline_string: "{\"Message\":\"403 - Forbidden: no route\",\"Code\":4,\"Type\":\"error\"}\n" } }"#;
-
 /// A port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().unwrap().port()
-}
-
-/// A YAML double-quoted scalar.
-pub fn serde_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

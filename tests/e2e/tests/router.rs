@@ -207,10 +207,11 @@ fn hostile_corpus_through_envoy_over_http_1_0_1_1_and_2() {
 /// reached a backend did so only in its rewritten, allowed form.
 #[test]
 fn under_envoy_gateway_path_normalisation_nothing_forbidden_gets_through() {
-    let extra = vec![Patch(
-        "          server_header_transformation: PASS_THROUGH\n",
-        "          server_header_transformation: PASS_THROUGH\n          normalize_path: true\n          merge_slashes: true\n          path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT\n".into(),
-    )];
+    let extra = vec![
+        Patch::Manager("normalize_path", "true"),
+        Patch::Manager("merge_slashes", "true"),
+        Patch::Manager("path_with_escaped_slashes_action", "UNESCAPE_AND_REDIRECT"),
+    ];
     let stack = EdgeStack::start_patched(&corpus_config(), "{}", extra);
     let policy = edge_logic::router::Policy::from_json(CORPUS_CONFIG.as_bytes()).unwrap();
     let mut failures = Vec::new();
@@ -440,8 +441,8 @@ fn without_the_router_every_request_is_refused() {
     let patches: Vec<Patch> = stack
         .backends()
         .iter()
-        .zip(["port_value: 8080", "port_value: 9095", "port_value: 5001", "port_value: 9094"])
-        .map(|(b, p)| Patch(p, format!("port_value: {}", b.port())))
+        .zip(["gateway", "cluster_proxy", "kubo_rpc", "cluster_rest"])
+        .map(|(b, c)| Patch::ClusterPort(c, b.port()))
         .collect();
     let bare = Envoy::start_keeping(e2e::edge::CONFIG, &patches, &["health", "add_response"]);
     for target in [format!("/ipfs/{CID0}"), "/id".into(), "/api/v0/version".into()] {

@@ -695,9 +695,8 @@ impl GoResponse {
         drop(body);
         let date = if header.has("Date") { None } else { Some(gofmt::http_date_now()) };
         if is_head || !body_allowed_for_status(self.status) {
-        } else if self.status == 204 {
-            exclude.push("Transfer-Encoding");
-        } else if self.content_length != -1 {
+        } else if self.status == 204 || self.content_length != -1 {
+            // Go's two branches (204, then a declared length) do the same.
             exclude.push("Transfer-Encoding");
         } else if self.proto11 {
             self.chunking = true;

@@ -537,9 +537,12 @@ fn consume_media_param(v: &[u8]) -> (String, Vec<u8>, &[u8]) {
     (param, value, rest2)
 }
 
+/// Media type parameters in order: (lower-cased name, value bytes).
+pub type Params = Vec<(String, Vec<u8>)>;
+
 /// Go `mime.ParseMediaType`: (lower-cased media type, params) or an error text.
 /// RFC 2231 `key*` (charset''pct-encoded) and `key*0…` continuations are supported.
-pub fn parse_media_type(v: &str) -> Result<(String, Vec<(String, Vec<u8>)>), String> {
+pub fn parse_media_type(v: &str) -> Result<(String, Params), String> {
     let vb = v.as_bytes();
     let base_len = vb.iter().position(|&c| c == b';').unwrap_or(vb.len());
     let mediatype = String::from_utf8_lossy(&vb[..base_len]).to_lowercase().trim().to_string();
@@ -561,7 +564,7 @@ pub fn parse_media_type(v: &str) -> Result<(String, Vec<(String, Vec<u8>)>), Str
         }
     }
     let mut params: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut cont: Vec<(String, Vec<(String, Vec<u8>)>)> = Vec::new();
+    let mut cont: Vec<(String, Params)> = Vec::new();
     let mut rest = &vb[base_len..];
     while !rest.is_empty() {
         rest = trim_left_space(rest);
@@ -952,7 +955,10 @@ mod tests {
         }
     }
 
-    fn walk(body: &[u8], step: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, Option<GoErr>) {
+    /// (path, content) of each file walked.
+    type Files = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn walk(body: &[u8], step: usize) -> (Files, Option<GoErr>) {
         let mut w = Walker::new(MultipartReader::new(Mem(body.to_vec(), 0, step), "B"));
         let mut it = DirIter::root();
         let mut out = Vec::new();

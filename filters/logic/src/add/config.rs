@@ -44,7 +44,7 @@ impl Default for AddConfig {
 
 impl AddConfig {
     /// Parses the plugin configuration; empty means defaults.
-    pub fn parse(bytes: &[u8]) -> Result<AddConfig, String> {
+    pub fn from_json(bytes: &[u8]) -> Result<AddConfig, String> {
         let cfg: AddConfig = crate::plugin_config::parse("add_response", bytes)?;
         if cfg.max_line_bytes < 256 {
             return Err("add_response configuration key `max_line_bytes`: must be at least 256".into());
@@ -61,23 +61,23 @@ mod tests {
 
     #[test]
     fn empty_is_defaults() {
-        assert_eq!(AddConfig::parse(b"").unwrap(), AddConfig::default());
-        assert_eq!(AddConfig::parse(b" {} ").unwrap(), AddConfig::default());
+        assert_eq!(AddConfig::from_json(b"").unwrap(), AddConfig::default());
+        assert_eq!(AddConfig::from_json(b" {} ").unwrap(), AddConfig::default());
     }
 
     #[test]
     fn keys_are_read() {
-        let c = AddConfig::parse(br#"{"max_line_bytes":1024,"server":"kubo/0.40.0"}"#).unwrap();
+        let c = AddConfig::from_json(br#"{"max_line_bytes":1024,"server":"kubo/0.40.0"}"#).unwrap();
         assert_eq!((c.max_line_bytes, c.server.as_str()), (1024, "kubo/0.40.0"));
     }
 
     #[test]
     fn bad_keys_are_named() {
-        let e = AddConfig::parse(br#"{"max_line":1}"#).unwrap_err();
+        let e = AddConfig::from_json(br#"{"max_line":1}"#).unwrap_err();
         assert!(e.contains("unknown field `max_line`"), "{e}");
-        let e = AddConfig::parse(br#"{"server":1}"#).unwrap_err();
+        let e = AddConfig::from_json(br#"{"server":1}"#).unwrap_err();
         assert!(e.contains("key `server`: invalid type"), "{e}");
-        let e = AddConfig::parse(br#"{"max_line_bytes":10}"#).unwrap_err();
+        let e = AddConfig::from_json(br#"{"max_line_bytes":10}"#).unwrap_err();
         assert!(e.contains("max_line_bytes"), "{e}");
     }
 }

@@ -8,7 +8,7 @@
 //! in struct order. Values are kept as the raw bytes between the quotes so
 //! that what the filter does not change reaches the client byte for byte.
 
-use super::gojson;
+use crate::gojson;
 
 /// The fields of one cluster event, as raw JSON text (string bodies without
 /// their quotes, numbers as digits).

@@ -66,7 +66,7 @@ pub struct AddRequest {
 
 /// The outcome of reading the request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum Destination {
     /// Forward with this `:path`; rewrite the answer per `AddRequest`.
     Cluster { path: String, request: AddRequest },
     /// `only-hash`: Kubo's own answer is the right one, and the cluster
@@ -80,7 +80,7 @@ pub enum Target {
 /// refuses what Kubo refuses, in the order go-ipfs-cmds checks it
 /// (http/parse.go): several values for one option, then a missing file
 /// argument, then option values.
-pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool) -> Target {
+pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool) -> Destination {
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, q),
         None => (path_and_query, ""),
@@ -109,17 +109,17 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
     // only-hash first: Kubo itself then judges everything else.
     if let Some((_, _, vals, _)) = values.iter().find(|(l, ..)| *l == "only-hash") {
         if vals.len() == 1 && parse_bool(vals[0]) == Some(true) {
-            return Target::Kubo;
+            return Destination::Kubo;
         }
     }
     if let Some((long, _, vals, _)) = values.iter().find(|(_, _, vals, _)| vals.len() > 1) {
-        return Target::Reply(Reply::kubo_bad_request(&format!(
+        return Destination::Reply(Reply::kubo_bad_request(&format!(
             "expected key {long} to have only a single value, received [{}]",
             vals.join(" ")
         )));
     }
     if super::multipart::boundary(content_type).is_none() {
-        return Target::Reply(Reply::kubo_bad_request("file argument 'path' is required"));
+        return Destination::Reply(Reply::kubo_bad_request("file argument 'path' is required"));
     }
     let mut canonical: Vec<(&'static str, String)> = Vec::new();
     for (long, kind, vals, _) in &values {
@@ -128,11 +128,11 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
             Kind::Str => v.to_string(),
             Kind::Bool => match parse_bool(v) {
                 Some(b) => b.to_string(),
-                None => return Target::Reply(Reply::kubo_bad_request(&convert_error(v, "bool", long))),
+                None => return Destination::Reply(Reply::kubo_bad_request(&convert_error(v, "bool", long))),
             },
             Kind::Int => match parse_int(v) {
                 Some(i) => i.to_string(),
-                None => return Target::Reply(Reply::kubo_bad_request(&convert_error(v, "int", long))),
+                None => return Destination::Reply(Reply::kubo_bad_request(&convert_error(v, "int", long))),
             },
         };
         canonical.push((long, value));
@@ -141,7 +141,7 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
 
     if refuse_unsupported {
         if let Some((key, ..)) = pairs.iter().find(|(k, ..)| UNSUPPORTED.contains(&k.as_str())) {
-            return Target::Reply(Reply::kubo_error(&format!(
+            return Destination::Reply(Reply::kubo_error(&format!(
                 "option {key:?} is not supported when adding through ipfs-cluster"
             )));
         }
@@ -150,13 +150,13 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
     // (core/commands/add.go, then coreiface options, then the chunker).
     let hash = get("hash").unwrap_or("sha2-256").to_ascii_lowercase();
     if !checks::hash_known(&hash) {
-        return Target::Reply(Reply::kubo_error(&format!("unrecognized hash function: {hash:?}")));
+        return Destination::Reply(Reply::kubo_error(&format!("unrecognized hash function: {hash:?}")));
     }
     let cid_base = match get("cid-base") {
         None | Some("") => None,
         Some(name) => match CidBase::by_name(name) {
             Ok(b) => Some(b),
-            Err(e) => return Target::Reply(Reply::kubo_error(&e)),
+            Err(e) => return Destination::Reply(Reply::kubo_error(&e)),
         },
     };
     let cid_base = match get("upgrade-cidv0-in-output") {
@@ -169,14 +169,14 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
     let mut extra_cid_version = false;
     match get("cid-version") {
         Some("0") if hash != "sha2-256" => {
-            return Target::Reply(Reply::kubo_error("CIDv0 only supports sha2-256"));
+            return Destination::Reply(Reply::kubo_error("CIDv0 only supports sha2-256"));
         }
         Some("0" | "1") => {}
-        Some(v) => return Target::Reply(Reply::kubo_error(&format!("unknown CID version: {v}"))),
+        Some(v) => return Destination::Reply(Reply::kubo_error(&format!("unknown CID version: {v}"))),
         None => extra_cid_version = hash != "sha2-256",
     }
     if let Err(e) = checks::chunker(get("chunker").unwrap_or_default()) {
-        return Target::Reply(Reply::kubo_error(&e));
+        return Destination::Reply(Reply::kubo_error(&e));
     }
 
     // Rebuild the query: known options once, long name, canonical value,
@@ -220,7 +220,7 @@ pub fn route(path_and_query: &str, content_type: &str, refuse_unsupported: bool)
         progress: get("progress") == Some("true"),
         cid_base,
     };
-    Target::Cluster { path: out, request }
+    Destination::Cluster { path: out, request }
 }
 
 fn convert_error(v: &str, ty: &str, long: &str) -> String {
@@ -303,14 +303,14 @@ mod tests {
     #[test]
     fn uploads_that_are_not_multipart_are_refused_like_kubo() {
         match route("/api/v0/add?progress=bad", "application/json", true) {
-            Target::Reply(r) => assert_eq!((r.status, r.body), (400, b"file argument 'path' is required\n".to_vec())),
+            Destination::Reply(r) => assert_eq!((r.status, r.body), (400, b"file argument 'path' is required\n".to_vec())),
             other => panic!("{other:?}"),
         }
     }
 
     fn cluster_path(q: &str) -> String {
         match route(q, CT, true) {
-            Target::Cluster { path, .. } => path,
+            Destination::Cluster { path, .. } => path,
             other => panic!("{q}: {other:?}"),
         }
     }
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn stream_channels_and_cid_base_stay_at_the_edge() {
         match route("/api/v0/add?stream-channels=false&cid-base=base32&progress=1", CT, true) {
-            Target::Cluster { path, request } => {
+            Destination::Cluster { path, request } => {
                 assert_eq!(path, "/api/v0/add?progress=true");
                 assert_eq!(request.cid_base, Some(CidBase::by_name("base32").unwrap()));
             }
@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn only_hash_goes_to_kubo_in_every_spelling() {
         for q in ["only-hash=true", "only-hash=1", "n=t", "n", "only-hash=", "n=TRUE"] {
-            assert_eq!(route(&format!("/api/v0/add?{q}"), CT, true), Target::Kubo, "{q}");
+            assert_eq!(route(&format!("/api/v0/add?{q}"), CT, true), Destination::Kubo, "{q}");
         }
         assert_eq!(cluster_path("/api/v0/add?only-hash=0"), "/api/v0/add?only-hash=false");
     }
@@ -356,18 +356,18 @@ mod tests {
     #[test]
     fn bad_values_get_kubos_400() {
         match route("/api/v0/add?p=yes", CT, true) {
-            Target::Reply(r) => {
+            Destination::Reply(r) => {
                 assert_eq!(r.status, 400);
                 assert_eq!(r.body, b"could not convert value \"yes\" to type \"bool\" (for option \"-progress\")\n");
             }
             other => panic!("{other:?}"),
         }
         match route("/api/v0/add?progress=1&progress=0", CT, true) {
-            Target::Reply(r) => assert_eq!(r.body, b"expected key progress to have only a single value, received [1 0]\n"),
+            Destination::Reply(r) => assert_eq!(r.body, b"expected key progress to have only a single value, received [1 0]\n"),
             other => panic!("{other:?}"),
         }
         match route("/api/v0/add?cid-version=", CT, true) {
-            Target::Reply(r) => assert_eq!(r.body, b"could not convert empty value to type \"int\" (for option \"-cid-version\")\n"),
+            Destination::Reply(r) => assert_eq!(r.body, b"could not convert empty value to type \"int\" (for option \"-cid-version\")\n"),
             other => panic!("{other:?}"),
         }
     }
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn bad_cid_base_gets_kubos_500() {
         match route("/api/v0/add?cid-base=nope", CT, true) {
-            Target::Reply(r) => {
+            Destination::Reply(r) => {
                 assert_eq!(r.status, 500);
                 assert_eq!(r.body, b"{\"Message\":\"unsupported multibase encoding: nope\",\"Code\":0,\"Type\":\"error\"}\n");
             }
@@ -385,13 +385,13 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_refused_or_passed() {
-        assert!(matches!(route("/api/v0/add?preserve-mtime=true", CT, true), Target::Reply(r) if r.status == 500));
+        assert!(matches!(route("/api/v0/add?preserve-mtime=true", CT, true), Destination::Reply(r) if r.status == 500));
         assert_eq!(cluster_path_lenient("/api/v0/add?mode=0644"), "/api/v0/add?mode=0644");
     }
 
     fn cluster_path_lenient(q: &str) -> String {
         match route(q, CT, false) {
-            Target::Cluster { path, .. } => path,
+            Destination::Cluster { path, .. } => path,
             other => panic!("{other:?}"),
         }
     }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn kubos_early_checks_answer_before_the_cluster() {
         let msg = |q: &str| match route(q, CT, true) {
-            Target::Reply(r) => (r.status, String::from_utf8(r.body).unwrap()),
+            Destination::Reply(r) => (r.status, String::from_utf8(r.body).unwrap()),
             other => panic!("{q}: {other:?}"),
         };
         let kubo = |m: &str| (500, format!("{{\"Message\":\"{m}\",\"Code\":0,\"Type\":\"error\"}}\n"));

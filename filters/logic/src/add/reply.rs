@@ -1,6 +1,6 @@
 //! Responses the filter gives itself, shaped exactly as Kubo gives them.
 
-use super::gojson;
+use crate::kubo::{self, ErrorCode};
 
 /// A complete local response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Reply {
                 ("trailer", "X-Stream-Error".into()),
                 ("vary", "Origin".into()),
             ],
-            body: gojson::kubo_error_body(message),
+            body: kubo::error_body(ErrorCode::Normal, message),
             server: true,
         }
     }
@@ -44,29 +44,44 @@ impl Reply {
         r
     }
 
+    /// An only-hash add when no route to Kubo is configured (or the host
+    /// would not mark it): Kubo's error, since the cluster proxy would pin.
+    pub fn only_hash_refused() -> Reply {
+        Self::kubo_error("only-hash is not supported when adding to cluster")
+    }
+
+    /// The headers as sent: with `Server: server` when Kubo sends it on this
+    /// answer (and `server` is not empty), sorted by name as Go writes a
+    /// handler's headers.
+    pub fn headers_as_sent<'a>(&'a self, server: &'a str) -> Vec<(&'a str, &'a str)> {
+        let mut headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if self.server && !server.is_empty() {
+            headers.push(("server", server));
+        }
+        headers.sort_by(|a, b| a.0.cmp(b.0));
+        headers
+    }
+
     /// A request go-ipfs-cmds refuses while parsing it: `http.Error(w,
     /// err.Error(), 400)` (http/handler.go), plain text.
     pub fn kubo_bad_request(message: &str) -> Reply {
-        Self::plain(400, message, vec![])
+        let (headers, body) = kubo::http_error(message, &[]);
+        Reply { status: 400, headers, body, server: false }
     }
 
-    /// Any method but POST and OPTIONS on the RPC API (http/handler.go,
-    /// `AllowGet` is false in Kubo).
+    /// Any method but POST and OPTIONS on the RPC API.
     pub fn kubo_method_not_allowed() -> Reply {
-        Self::plain(405, "405 - Method Not Allowed", vec![("allow", "OPTIONS, POST".into())])
+        let (headers, body) = kubo::method_not_allowed();
+        Reply { status: 405, headers, body, server: false }
     }
 
     /// OPTIONS without CORS preflight headers: `204` and the allowed methods.
     pub fn kubo_options() -> Reply {
-        Reply { status: 204, headers: vec![("allow", "OPTIONS, POST".into()), ("vary", "Origin".into())], body: vec![], server: false }
-    }
-
-    /// Go's `http.Error` (text body plus newline, nosniff) behind rs/cors,
-    /// which adds `Vary: Origin` to every actual request.
-    fn plain(status: u32, message: &str, mut headers: Vec<(&'static str, String)>) -> Reply {
-        headers.push(("content-type", "text/plain; charset=utf-8".into()));
-        headers.push(("vary", "Origin".into()));
-        headers.push(("x-content-type-options", "nosniff".into()));
-        Reply { status, headers, body: format!("{message}\n").into_bytes(), server: false }
+        Reply {
+            status: 204,
+            headers: vec![("allow", kubo::RPC_METHODS.into()), ("vary", "Origin".into())],
+            body: vec![],
+            server: false,
+        }
     }
 }

@@ -52,6 +52,7 @@ struct RawConfig {
     gateway: Option<Access>,
     kubo_direct: Option<bool>,
     health_paths: Option<Vec<String>>,
+    platform_paths: Option<Vec<String>>,
     #[serde(default)]
     credentials: RawCredentials,
     #[serde(default)]
@@ -70,17 +71,36 @@ pub struct Policy {
     pub kubo_direct: bool,
     /// Decoded canonical paths (`/`, `/healthz`) marked `health`.
     pub health_paths: Vec<String>,
+    /// Path prefixes left to the platform's own routes: neither refused nor
+    /// marked.
+    pub platform_paths: Vec<PathPrefix>,
     pub credentials: Credentials,
     pub forward_authorization: bool,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy::from_json(b"").expect("the empty configuration is valid")
+        // The empty configuration is valid (tests/router.rs); were it not,
+        // nothing would pass rather than the VM abort.
+        Policy::from_json(b"").unwrap_or_else(|_| Policy::deny_all())
     }
 }
 
 impl Policy {
+    /// A policy that lets nothing through.
+    fn deny_all() -> Policy {
+        Policy {
+            rpc: BTreeMap::new(),
+            rest: vec![Access::Deny; REST_ROUTES.len()],
+            gateway: Access::Deny,
+            kubo_direct: true,
+            health_paths: Vec::new(),
+            platform_paths: Vec::new(),
+            credentials: Credentials::default(),
+            forward_authorization: false,
+        }
+    }
+
     /// Parses the plugin configuration. Empty input (or only whitespace)
     /// gives the defaults. Errors name the offending key.
     pub fn from_json(input: &[u8]) -> Result<Policy, String> {
@@ -133,6 +153,20 @@ impl Policy {
             }
         }
 
+        let platform_paths = raw
+            .platform_paths
+            .unwrap_or_else(|| DEFAULT_PLATFORM_PATHS.iter().map(|p| (*p).to_string()).collect())
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                PathPrefix::parse(p).ok_or_else(|| {
+                    format!(
+                        "router configuration key `platform_paths[{i}]`: {p:?} must be a plain absolute path below / like \"/.well-known/acme-challenge/\""
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         let credentials = Credentials::new(raw.credentials.bearer_tokens, raw.credentials.basic)
             .map_err(|(key, msg)| format!("router configuration key `credentials.{key}`: {msg}"))?;
 
@@ -142,6 +176,7 @@ impl Policy {
             gateway: raw.gateway.unwrap_or(Access::Public),
             kubo_direct: raw.kubo_direct.unwrap_or(true),
             health_paths,
+            platform_paths,
             credentials,
             forward_authorization: raw.forward_authorization,
         })
@@ -150,6 +185,40 @@ impl Policy {
     /// Whether `cmd` is sent to the cluster proxy (else Kubo).
     pub fn via_proxy(&self, cmd: &str) -> bool {
         !self.kubo_direct || PROXY_COMMANDS.contains(&cmd)
+    }
+}
+
+/// Where cert-manager's HTTP-01 solver answers the ACME challenge (RFC 8555
+/// section 8.3): its route must be reachable for the certificate to renew.
+pub const DEFAULT_PLATFORM_PATHS: &[&str] = &["/.well-known/acme-challenge/"];
+
+/// A path prefix, compared segment by segment with the decoded path the
+/// router decides on, so `/a/b/` covers `/a/b/c` but not `/a/bc`, nor a
+/// path that only spells its way into it (`/a/x/../b/c` is refused before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPrefix {
+    segments: Vec<String>,
+    /// Written with a trailing `/`: only paths below it, not itself.
+    below_only: bool,
+}
+
+impl PathPrefix {
+    /// A plain absolute path of at least one segment: no `//`, dot segment,
+    /// query, fragment, escape or backslash (`/` alone would take every
+    /// request away from the router).
+    pub fn parse(p: &str) -> Option<PathPrefix> {
+        let body = p.strip_prefix('/')?;
+        let below_only = body.ends_with('/');
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let segments: Vec<String> = body.split('/').map(str::to_string).collect();
+        let plain = |s: &String| !s.is_empty() && s != "." && s != ".." && !s.contains(['?', '%', '#', '\\']);
+        (segments.iter().all(plain) && p.bytes().all(|b| (0x21..0x7f).contains(&b))).then_some(PathPrefix { segments, below_only })
+    }
+
+    /// Whether decoded path `segments` are under this prefix.
+    pub fn covers(&self, segments: &[String]) -> bool {
+        let n = self.segments.len();
+        segments.len() >= n + usize::from(self.below_only) && segments[..n] == self.segments[..]
     }
 }
 

@@ -1,4 +1,4 @@
-//! Request classification and guarding (issue 3).
+//! Request classification and guarding.
 //!
 //! [`classify`] maps a request (method, raw `:path`, headers) to a
 //! [`Decision`]: a backend to mark in `x-ipfs-edge-backend`, or a refusal
@@ -11,50 +11,18 @@ pub mod tables;
 pub mod target;
 
 pub use auth::{AuthResult, Credentials};
-pub use config::{Access, Policy};
+pub use config::{Access, PathPrefix, Policy};
 pub use target::{parse_target, Target};
 
 use tables::{Seg, CID_ARG_COMMANDS, REST_ROUTES};
 
-/// The request header carrying the decision to Envoy's route table.
-pub const BACKEND_HEADER: &str = "x-ipfs-edge-backend";
+use crate::backend::Backend;
+use crate::kubo::{self, ErrorCode};
 
 /// Method-override headers. No backend here honours them, but a proxy or
 /// framework added later might: a request carrying one is refused.
 pub const METHOD_OVERRIDE_HEADERS: &[&str] =
     &["x-http-method-override", "x-http-method", "x-method-override"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Gateway,
-    Proxy,
-    Kubo,
-    Rest,
-    Health,
-}
-
-impl Backend {
-    pub fn header_value(self) -> &'static str {
-        match self {
-            Backend::Gateway => "gateway",
-            Backend::Proxy => "proxy",
-            Backend::Kubo => "kubo",
-            Backend::Rest => "rest",
-            Backend::Health => "health",
-        }
-    }
-
-    pub fn from_header_value(v: &str) -> Option<Backend> {
-        Some(match v {
-            "gateway" => Backend::Gateway,
-            "proxy" => Backend::Proxy,
-            "kubo" => Backend::Kubo,
-            "rest" => Backend::Rest,
-            "health" => Backend::Health,
-            _ => return None,
-        })
-    }
-}
 
 /// A refusal sent from the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +43,23 @@ pub enum Decision {
         strip_authorization: bool,
     },
     Refuse(Refusal),
+    /// Under a platform path: neither refused nor marked, so the route the
+    /// platform attached for it (cert-manager's HTTP-01 solver) answers, and
+    /// without one, the route table's refusal of unmarked requests.
+    Platform,
 }
 
 impl Decision {
     pub fn backend(&self) -> Option<Backend> {
         match self {
             Decision::Route { backend, .. } => Some(*backend),
-            Decision::Refuse(_) => None,
+            Decision::Refuse(_) | Decision::Platform => None,
         }
     }
 
     pub fn status(&self) -> Option<u16> {
         match self {
-            Decision::Route { .. } => None,
+            Decision::Route { .. } | Decision::Platform => None,
             Decision::Refuse(r) => Some(r.status),
         }
     }
@@ -111,7 +83,7 @@ impl Request<'_> {
     }
 }
 
-const ALLOW_RPC: &str = "OPTIONS, POST";
+const ALLOW_RPC: &str = kubo::RPC_METHODS;
 const ALLOW_GATEWAY: &str = "GET, HEAD, OPTIONS";
 const ALLOW_HEALTH: &str = "GET, HEAD";
 
@@ -150,6 +122,11 @@ pub fn classify(policy: &Policy, req: &Request<'_>) -> Decision {
         Ok(t) => t,
         Err(msg) => return refuse(400, msg),
     };
+    // On the decoded segments, as every other rule: an encoded or
+    // dot-segment path is refused above or judged where it really points.
+    if policy.platform_paths.iter().any(|p| p.covers(&target.segments)) {
+        return Decision::Platform;
+    }
     let segs: Vec<&str> = target.segments.iter().map(String::as_str).collect();
     let canonical = target.canonical_path();
 
@@ -380,37 +357,15 @@ pub fn check_content_path(arg: &str) -> Result<(), String> {
     }
 }
 
-/// Kubo's error body (go-ipfs-cmds `cmds.Error` through `json.Encoder`,
-/// hence the trailing newline). `Code` follows the kind: 1 = ErrClient for
-/// 400, 4 = ErrForbidden for 401/403, 0 = ErrNormal otherwise (what Kubo's
-/// own client reads for its plain-text 404 and 405).
-pub fn kubo_error_body(status: u16, message: &str) -> String {
-    let code = match status {
-        400 => 1,
-        401 | 403 => 4,
-        _ => 0,
-    };
-    // Field order as Go writes the struct; serde_json's map would sort it.
-    let msg = go_json_string(message);
-    format!("{{\"Message\":{msg},\"Code\":{code},\"Type\":\"error\"}}\n")
-}
-
-/// A JSON string as Go's `encoding/json` writes it by default: HTML-safe
-/// (`<`, `>`, `&` escaped) and with U+2028/U+2029 escaped.
-fn go_json_string(s: &str) -> String {
-    let quoted = serde_json::Value::String(s.to_string()).to_string();
-    let mut out = String::with_capacity(quoted.len());
-    for c in quoted.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
+/// The `Code` of a refusal's error JSON: ErrClient for 400, the forbidden
+/// code for 401/403, ErrNormal otherwise (what Kubo's own client reads for
+/// its plain-text 404 and 405).
+pub fn error_code(status: u16) -> ErrorCode {
+    match status {
+        400 => ErrorCode::Client,
+        401 | 403 => ErrorCode::Forbidden,
+        _ => ErrorCode::Normal,
     }
-    out
 }
 
 /// Headers and body of a refusal, as sent. A method other than POST or
@@ -418,18 +373,11 @@ fn go_json_string(s: &str) -> String {
 /// (go-ipfs-cmds `http.Error`, plain text, behind rs/cors), so a Kubo
 /// client cannot tell the edge from Kubo, as the add filter answers it;
 /// every other refusal is Kubo's error JSON.
-pub fn refusal_response(policy: &Policy, r: &Refusal) -> (Vec<(&'static str, String)>, String) {
-    if r.status == 405 && r.allow == Some(ALLOW_RPC) {
-        // Go writes a handler's headers sorted by name.
-        let headers = vec![
-            ("allow", ALLOW_RPC.to_string()),
-            ("content-type", "text/plain; charset=utf-8".to_string()),
-            ("vary", "Origin".to_string()),
-            ("x-content-type-options", "nosniff".to_string()),
-        ];
-        return (headers, format!("{}\n", r.message));
+pub fn refusal_response(policy: &Policy, r: &Refusal) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    if r.status == 405 && r.allow == Some(kubo::RPC_METHODS) {
+        return kubo::method_not_allowed();
     }
-    (refusal_headers(policy, r), kubo_error_body(r.status, &r.message))
+    (refusal_headers(policy, r), kubo::error_body(error_code(r.status), &r.message))
 }
 
 /// Headers of a refusal answered with Kubo's error JSON.

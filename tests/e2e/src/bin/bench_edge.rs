@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 use e2e::envoy::{Envoy, Patch};
 
 const CONFIG: &str = "manifests/envoy/envoy.yaml";
-const HEALTH_WASM: &str = "target/wasm32-wasip1/release/health.wasm";
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -49,17 +48,17 @@ fn main() {
     let samples = arg(&args, "--requests", 30_000) as usize;
     let block = arg(&args, "--block", 1000).max(1) as usize;
     let backend = spawn_backend();
-    let patches = |extra: &[(&'static str, String)]| -> Vec<Patch<'static>> {
-        ["port_value: 9094", "port_value: 9095", "port_value: 5001", "port_value: 8080"]
+    let patches = |extra: &[Patch]| -> Vec<Patch> {
+        ["cluster_rest", "cluster_proxy", "kubo_rpc", "gateway"]
             .into_iter()
-            .map(|p| Patch(p, format!("port_value: {backend}")))
-            .chain(extra.iter().map(|(from, to)| Patch(from, to.clone())))
+            .map(|c| Patch::ClusterPort(c, backend))
+            .chain(extra.iter().cloned())
             .collect()
     };
     let floor_wasm = sdk_floor_wasm();
     let base = Envoy::start_keeping(CONFIG, &patches(&[]), &[]);
-    let floor = Envoy::start_keeping(CONFIG, &patches(&[(HEALTH_WASM, floor_wasm.display().to_string())]), &["health"]);
-    let idle = Envoy::start_keeping(CONFIG, &patches(&[(IDLE_FROM, IDLE_TO.into())]), &["health"]);
+    let floor = Envoy::start_keeping(CONFIG, &patches(&[Patch::FilterCode("health", floor_wasm.display().to_string())]), &["health"]);
+    let idle = Envoy::start_keeping(CONFIG, &patches(&[Patch::FilterConfig("health", IDLE.into())]), &["health"]);
     let health = Envoy::start_keeping(CONFIG, &patches(&[]), &["health"]);
     let router = Envoy::start_keeping(CONFIG, &patches(&[]), &["router"]);
     // The manifest as deployed: health, router and add_response.
@@ -188,8 +187,7 @@ fn latency<const N: usize>(sides: &[(u16, &Vec<u8>); N], samples: usize, block: 
 
 /// health.wasm's configuration in the manifest, and the one that makes it
 /// idle: a path no request asks for.
-const IDLE_FROM: &str = r#"value: '{"paths": ["/"], "answer": "all"}'"#;
-const IDLE_TO: &str = r#"value: '{"paths": ["/never-asked"], "answer": "all"}'"#;
+const IDLE: &str = r#"{"paths": ["/never-asked"], "answer": "all"}"#;
 
 /// health.wasm with only the SDK's bookkeeping exported, written beside the
 /// built filters.

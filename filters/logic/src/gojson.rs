@@ -65,16 +65,6 @@ pub fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Kubo's error body: `cmds.Error` encoded by a `json.Encoder`, so with the
-/// trailing newline (go-ipfs-cmds http/responseemitter.go `sendErr`).
-pub fn kubo_error_body(message: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 40);
-    out.extend_from_slice(b"{\"Message\":");
-    push_string(&mut out, message.as_bytes());
-    out.extend_from_slice(b",\"Code\":0,\"Type\":\"error\"}\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,13 +85,5 @@ mod tests {
         assert_eq!(enc("\u{2028}\u{2029}".as_bytes()), r#""\u2028\u2029""#);
         assert_eq!(enc(b"a\xffb\xe2\x82"), r#""a\ufffdb\ufffd\ufffd""#);
         assert_eq!(enc(b"/"), "\"/\"");
-    }
-
-    #[test]
-    fn error_body_is_kubos() {
-        assert_eq!(
-            kubo_error_body("unsupported multibase encoding: x<"),
-            b"{\"Message\":\"unsupported multibase encoding: x\\u003c\",\"Code\":0,\"Type\":\"error\"}\n".to_vec()
-        );
     }
 }

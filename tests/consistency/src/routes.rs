@@ -1,0 +1,173 @@
+//! The route tables read into one shape, so they can be compared with each
+//! other and with the router's backends: manifests/envoy/envoy.yaml (static
+//! Envoy) and manifests/kubernetes/edge/routes.yaml (Gateway API, rendered
+//! with the ports of manifests/kubernetes/values.env).
+
+use std::collections::BTreeMap;
+
+use serde_yaml_ng::Value;
+
+/// What a route does with the requests it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Sent to this port (an Envoy cluster's endpoint, a Service port).
+    Port { port: u16, no_timeout: bool },
+    /// Answered by the route itself with this status.
+    Answer(u16),
+    /// Refused by the route table: a direct answer of 400 or more, or a
+    /// Gateway API rule without a backend (which the specification makes a
+    /// 500 on every implementation).
+    Refuse(u16),
+}
+
+/// A route's match: the path it names (prefix or exact, as each table
+/// spells an add route) and the routing mark it requires, if any.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Match {
+    pub path: String,
+    pub mark: Option<String>,
+}
+
+/// A route table, first match first (the order each table is written in).
+pub type Table = Vec<(Match, Action)>;
+
+/// The values of `values.env` (`KEY=value` lines, `#` comments).
+pub fn values(env: &str) -> BTreeMap<String, String> {
+    env.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+/// `${KEY}` replaced by `values[KEY]`, or by `x` for a key values.env does
+/// not hold (names, namespaces, digests the deployer computes).
+pub fn substitute(template: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[at..]);
+            return out;
+        };
+        out.push_str(values.get(&after[..end]).map_or("x", String::as_str));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mark_of(headers: Option<&Value>, name_key: &str, value_of: impl Fn(&Value) -> Option<String>) -> Result<Option<String>, String> {
+    let Some(hs) = headers else { return Ok(None) };
+    let hs = hs.as_sequence().ok_or("headers is not a list")?;
+    let mut mark = None;
+    for h in hs {
+        let name = h.get(name_key).and_then(Value::as_str).ok_or("a header match without a name")?;
+        if name != edge_logic::backend::BACKEND_HEADER {
+            return Err(format!("a route matches header {name:?}, not the routing mark"));
+        }
+        mark = Some(value_of(h).ok_or("a routing-mark match that is not exact")?);
+    }
+    Ok(mark)
+}
+
+fn port(v: &Value) -> Option<u16> {
+    v.as_u64().and_then(|p| u16::try_from(p).ok())
+}
+
+/// manifests/envoy/envoy.yaml's routes.
+pub fn envoy(text: &str) -> Result<Table, String> {
+    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    let clusters: BTreeMap<String, u16> = doc["static_resources"]["clusters"]
+        .as_sequence()
+        .ok_or("no clusters")?
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            let eps = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"];
+            port(eps).map(|p| (name.clone(), p)).ok_or(format!("cluster {name} has no endpoint port"))
+        })
+        .collect::<Result<_, _>>()?;
+    let listeners = doc["static_resources"]["listeners"].as_sequence().ok_or("no listeners")?;
+    let mut table = Table::new();
+    for l in listeners {
+        for chain in l["filter_chains"].as_sequence().ok_or("no filter_chains")? {
+            for f in chain["filters"].as_sequence().ok_or("no filters")? {
+                let Some(hosts) = f["typed_config"]["route_config"]["virtual_hosts"].as_sequence() else { continue };
+                for host in hosts {
+                    for r in host["routes"].as_sequence().ok_or("a virtual host without routes")? {
+                        let m = &r["match"];
+                        let path = m.get("path").or_else(|| m.get("prefix")).and_then(Value::as_str).ok_or("a route without path or prefix")?;
+                        let mark = mark_of(m.get("headers"), "name", |h| h["string_match"]["exact"].as_str().map(str::to_string))?;
+                        let action = if let Some(route) = r.get("route") {
+                            let c = route["cluster"].as_str().ok_or("a route without a cluster")?;
+                            let port = *clusters.get(c).ok_or(format!("route to unknown cluster {c}"))?;
+                            Action::Port { port, no_timeout: route.get("timeout").and_then(Value::as_str) == Some("0s") }
+                        } else if let Some(d) = r.get("direct_response") {
+                            let s = d["status"].as_u64().and_then(|s| u16::try_from(s).ok()).ok_or("a direct response without status")?;
+                            if s >= 400 {
+                                Action::Refuse(s)
+                            } else {
+                                Action::Answer(s)
+                            }
+                        } else {
+                            return Err(format!("route {path} {mark:?}: neither route nor direct_response"));
+                        };
+                        table.push((Match { path: path.to_string(), mark }, action));
+                    }
+                }
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// manifests/kubernetes/edge/routes.yaml's rules on the HTTPS listener,
+/// rendered with `values` (the HTTP listener only redirects to HTTPS).
+/// Gateway API orders rules by match, not by position: the table is sorted
+/// so that the longer path and then the header match come first.
+pub fn gateway_api(template: &str, values: &BTreeMap<String, String>) -> Result<Table, String> {
+    let text = substitute(template, values);
+    let mut table = Table::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let route: Value = serde::Deserialize::deserialize(doc).map_err(|e| e.to_string())?;
+        if route["kind"].as_str() != Some("HTTPRoute") {
+            continue;
+        }
+        let https = route["spec"]["parentRefs"].as_sequence().is_some_and(|ps| ps.iter().any(|p| p["sectionName"].as_str() == Some("https")));
+        if !https {
+            continue;
+        }
+        for rule in route["spec"]["rules"].as_sequence().ok_or("an HTTPRoute without rules")? {
+            let action = match rule.get("backendRefs").and_then(Value::as_sequence) {
+                Some(refs) if !refs.is_empty() => {
+                    let [r] = refs.as_slice() else { return Err("a rule with several backends".into()) };
+                    let port = port(&r["port"]).ok_or("a backendRef without a port")?;
+                    Action::Port { port, no_timeout: rule["timeouts"]["request"].as_str() == Some("0s") }
+                }
+                _ => Action::Refuse(500),
+            };
+            for m in rule["matches"].as_sequence().ok_or("a rule without matches")? {
+                let path = m["path"]["value"].as_str().ok_or("a match without a path")?;
+                if m["path"]["type"].as_str() != Some("PathPrefix") {
+                    return Err(format!("{path}: only PathPrefix matches are read here"));
+                }
+                let mark = mark_of(m.get("headers"), "name", |h| {
+                    (h["type"].as_str() == Some("Exact")).then(|| h["value"].as_str().map(str::to_string)).flatten()
+                })?;
+                table.push((Match { path: path.to_string(), mark }, action.clone()));
+            }
+        }
+    }
+    table.sort_by(|(a, _), (b, _)| b.path.len().cmp(&a.path.len()).then(b.mark.is_some().cmp(&a.mark.is_some())));
+    Ok(table)
+}
+
+/// What the table does with a request for `path` carrying `mark`: the
+/// first route that takes it.
+pub fn resolve<'a>(table: &'a Table, path: &str, mark: Option<&str>) -> Option<&'a Action> {
+    table.iter().find(|(m, _)| path.starts_with(m.path.as_str()) && (m.mark.is_none() || m.mark.as_deref() == mark)).map(|(_, a)| a)
+}

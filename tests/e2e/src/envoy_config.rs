@@ -1,0 +1,199 @@
+//! The changes tests make to a repository Envoy configuration, made on its
+//! YAML structure (clusters, filters and routes found by name), so that a
+//! reworded comment or a reformatted line in the manifest breaks nothing,
+//! and an edit whose target is gone fails loudly.
+
+use std::path::Path;
+
+use serde_yaml_ng::{Mapping, Value};
+
+/// One change to the configuration.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// The port of every endpoint of cluster `name`.
+    ClusterPort(&'static str, u16),
+    /// The plugin configuration (`configuration.value`) of Wasm filter `name`.
+    FilterConfig(&'static str, String),
+    /// The `.wasm` file of Wasm filter `name`.
+    FilterCode(&'static str, String),
+    /// A key of the HTTP connection manager, set to a value given as YAML
+    /// (`normalize_path`, `true`).
+    Manager(&'static str, &'static str),
+    /// The last route, the one unmarked requests get, sent to cluster
+    /// `name` (no route timeout) instead of refused.
+    UnmarkedTo(&'static str),
+    /// A route (YAML) put just before the last, unmarked one: what a
+    /// platform attaches beside the project's routes.
+    RouteBeforeUnmarked(String),
+}
+
+/// `text` with the listener and admin ports set to 0 (the OS picks), the
+/// Wasm filters not named in `keep` removed (`"*"` keeps all), each filter's
+/// `.wasm` taken from `wasm_dir`, then `patches` applied in order.
+pub fn edit(text: &str, patches: &[Patch], keep: &[&str], wasm_dir: &Path) -> Result<String, String> {
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    for listener in seq_mut(&mut doc, &["static_resources", "listeners"])? {
+        set(listener, &["address", "socket_address", "port_value"], Value::from(0))?;
+    }
+    set(&mut doc, &["admin", "address", "socket_address", "port_value"], Value::from(0))?;
+    let filters = seq_mut(manager(&mut doc)?, &["http_filters"])?;
+    filters.retain(|f| !is_wasm(f) || keep.contains(&"*") || keep.contains(&name_of(f)));
+    for f in filters.iter_mut().filter(|f| is_wasm(f)) {
+        let path = ["typed_config", "config", "vm_config", "code", "local", "filename"];
+        let file = get(f, &path).and_then(Value::as_str).ok_or("a Wasm filter without code.local.filename")?;
+        let name = Path::new(file).file_name().ok_or("a Wasm filename without a file name")?;
+        let moved = wasm_dir.join(name).display().to_string();
+        set(f, &path, Value::from(moved))?;
+    }
+    for p in patches {
+        apply(&mut doc, p).map_err(|e| format!("{p:?}: {e}"))?;
+    }
+    serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string())
+}
+
+fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {
+    match p {
+        Patch::ClusterPort(name, port) => {
+            let cluster = named(seq_mut(doc, &["static_resources", "clusters"])?, name)?;
+            let endpoints = seq_mut(cluster, &["load_assignment", "endpoints"])?;
+            let mut n = 0;
+            for e in endpoints {
+                for lb in seq_mut(e, &["lb_endpoints"])? {
+                    set(lb, &["endpoint", "address", "socket_address", "port_value"], Value::from(*port))?;
+                    n += 1;
+                }
+            }
+            (n > 0).then_some(()).ok_or_else(|| "cluster has no endpoint".to_string())
+        }
+        Patch::FilterConfig(name, json) => {
+            let f = wasm_filter(doc, name)?;
+            set(f, &["typed_config", "config", "configuration", "value"], Value::from(json.as_str()))
+        }
+        Patch::FilterCode(name, file) => {
+            let f = wasm_filter(doc, name)?;
+            set(f, &["typed_config", "config", "vm_config", "code", "local", "filename"], Value::from(file.as_str()))
+        }
+        Patch::Manager(key, yaml) => {
+            let v: Value = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
+            let m = manager(doc)?.as_mapping_mut().ok_or("manager is not a mapping")?;
+            m.insert(Value::from(*key), v);
+            Ok(())
+        }
+        Patch::UnmarkedTo(cluster) => {
+            let last = unmarked_route(doc)?.as_mapping_mut().ok_or("route is not a mapping")?;
+            last.remove("direct_response");
+            last.remove("response_headers_to_add");
+            let mut route = Mapping::new();
+            route.insert("cluster".into(), Value::from(*cluster));
+            route.insert("timeout".into(), Value::from("0s"));
+            last.insert("route".into(), Value::Mapping(route));
+            Ok(())
+        }
+        Patch::RouteBeforeUnmarked(yaml) => {
+            let route: Value = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
+            let routes = routes(doc)?;
+            let at = routes.len().checked_sub(1).ok_or("no routes")?;
+            routes.insert(at, route);
+            Ok(())
+        }
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
+fn get_mut<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Value, String> {
+    path.iter().try_fold(v, |v, k| v.get_mut(*k).ok_or_else(|| format!("no `{}`", path.join("."))))
+}
+
+/// Sets an existing key: a path that is gone is an error, not a new key.
+fn set(v: &mut Value, path: &[&str], to: Value) -> Result<(), String> {
+    *get_mut(v, path)? = to;
+    Ok(())
+}
+
+fn seq_mut<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Vec<Value>, String> {
+    get_mut(v, path)?.as_sequence_mut().ok_or_else(|| format!("`{}` is not a list", path.join(".")))
+}
+
+fn name_of(v: &Value) -> &str {
+    v.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn named<'a>(items: &'a mut [Value], name: &str) -> Result<&'a mut Value, String> {
+    let mut found = items.iter_mut().filter(|v| name_of(v) == name);
+    match (found.next(), found.next()) {
+        (Some(v), None) => Ok(v),
+        (None, _) => Err(format!("no `{name}`")),
+        (Some(_), Some(_)) => Err(format!("`{name}` twice")),
+    }
+}
+
+fn is_wasm(f: &Value) -> bool {
+    get(f, &["typed_config", "@type"]).and_then(Value::as_str) == Some("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm")
+}
+
+/// The one HTTP connection manager of the one listener's one filter chain.
+fn manager(doc: &mut Value) -> Result<&mut Value, String> {
+    let listeners = seq_mut(doc, &["static_resources", "listeners"])?;
+    let [listener] = listeners.as_mut_slice() else { return Err("not exactly one listener".into()) };
+    let chains = seq_mut(listener, &["filter_chains"])?;
+    let [chain] = chains.as_mut_slice() else { return Err("not exactly one filter chain".into()) };
+    let hcm = named(seq_mut(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
+    get_mut(hcm, &["typed_config"])
+}
+
+fn wasm_filter<'a>(doc: &'a mut Value, name: &str) -> Result<&'a mut Value, String> {
+    let f = named(seq_mut(manager(doc)?, &["http_filters"])?, name)?;
+    if is_wasm(f) {
+        Ok(f)
+    } else {
+        Err(format!("`{name}` is not a Wasm filter"))
+    }
+}
+
+fn routes(doc: &mut Value) -> Result<&mut Vec<Value>, String> {
+    let hosts = seq_mut(manager(doc)?, &["route_config", "virtual_hosts"])?;
+    let [host] = hosts.as_mut_slice() else { return Err("not exactly one virtual host".into()) };
+    seq_mut(host, &["routes"])
+}
+
+/// The last route, which must match every path and no header: the one an
+/// unmarked request gets.
+fn unmarked_route(doc: &mut Value) -> Result<&mut Value, String> {
+    let last = routes(doc)?.last_mut().ok_or("no routes")?;
+    let m = last.get("match").ok_or("last route without match")?;
+    if m.get("prefix").and_then(Value::as_str) != Some("/") || m.get("headers").is_some() {
+        return Err("the last route does not take every unmarked request".into());
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> String {
+        std::fs::read_to_string(crate::repo_root().join("manifests/envoy/envoy.yaml")).unwrap()
+    }
+
+    #[test]
+    fn edits_find_their_targets_or_fail() {
+        let out = edit(
+            &manifest(),
+            &[Patch::ClusterPort("gateway", 1234), Patch::FilterConfig("router", "{\"preset\":\"none\"}".into()), Patch::UnmarkedTo("gateway")],
+            &["router"],
+            Path::new("/w"),
+        )
+        .unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&out).unwrap();
+        let text = serde_yaml_ng::to_string(&doc).unwrap();
+        assert!(text.contains("port_value: 1234"));
+        assert!(text.contains("/w/router.wasm") && !text.contains("health.wasm"), "{text}");
+        assert!(!text.contains("no route"));
+        for bad in [Patch::ClusterPort("nope", 1), Patch::FilterConfig("envoy.filters.http.router", String::new())] {
+            assert!(edit(&manifest(), &[bad], &["*"], Path::new("/w")).is_err());
+        }
+    }
+}
