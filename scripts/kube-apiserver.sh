@@ -35,13 +35,14 @@ KUBE_BIN_DIR="$IPFS_EDGE_CACHE/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 # KWOK's stages, next to the binaries: from the same release's source.
 STAGES="$KUBE_BIN_DIR/kwok-stages.yaml"
+STORAGE_CLASS="$KUBE_BIN_DIR/kwok-storage-class.yaml"
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 
 built() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$KUBE_BIN_DIR/$b" ]] || return 1; done
-  [[ -s "$STAGES" ]]
+  [[ -s "$STAGES" && -s "$STORAGE_CLASS" ]]
 }
 
 # k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0
@@ -82,15 +83,17 @@ build() {
   kwok="$("$here/gobuild.sh" sigs.k8s.io/kwok "v$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok)"
   rm -rf "$KUBE_BIN_DIR.tmp"
   mkdir -p "$KUBE_BIN_DIR.tmp"
-  # KWOK's behaviour comes from Stage objects; the release's own "fast" set (what kwokctl
-  # installs): nodes Ready with a lease heartbeat, pods Ready at once, deleted pods released.
+  # KWOK's behaviour comes from Stage objects; the release's own "fast" sets: nodes Ready
+  # with a lease heartbeat, pods Ready at once, deleted pods released, and claims of its
+  # StorageClass provisioned, bound and deleted (that StorageClass is created by `start`).
   local kwok_src d f
   kwok_src="$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
-  for d in node/fast node/heartbeat-with-lease pod/fast; do
-    for f in $(sed -n 's/^- //p' "$kwok_src/kustomize/stage/$d/kustomization.yaml"); do
-      echo "---"; cat "$kwok_src/kustomize/stage/$d/$f"
+  for d in node/fast node/heartbeat-with-lease pod/fast volume/fast; do
+    for f in $(sed -n 's/^- \(.*\.yaml\)$/\1/p' "$kwok_src/kustomize/stage/$d/kustomization.yaml"); do
+      if grep -q '^kind: Stage$' "$kwok_src/kustomize/stage/$d/$f"; then echo "---"; cat "$kwok_src/kustomize/stage/$d/$f"; fi
     done
   done >"$KUBE_BIN_DIR.tmp/kwok-stages.yaml"
+  cp "$kwok_src/kustomize/stage/volume/fast/storage-class.yaml" "$KUBE_BIN_DIR.tmp/kwok-storage-class.yaml"
   ln -s "$kube/kube-apiserver" "$kube/kube-controller-manager" "$kube/kube-scheduler" "$kwok/kwok" "$KUBE_BIN_DIR.tmp/"
   # `go build` names a package path ending in a major version (.../server/v3) by the element
   # before it.
@@ -182,24 +185,8 @@ TOK
     --secure-port 0 --leader-elect=false \
     >"$dir/controller-manager.log" 2>&1 &
   echo "kube-controller-manager $!" >>"$dir/pids"
-  # The scheduler places the StatefulSet's pods on KWOK's node. Nothing provisions volumes
-  # here, so the pods' claims stay Pending: its VolumeBinding plugin is off (it would keep
-  # every pod with an unbound claim unschedulable); every other default plugin runs.
-  cat >"$dir/scheduler.yaml" <<SCHED
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: $dir/scheduler.kubeconfig
-leaderElection:
-  leaderElect: false
-profiles:
-- schedulerName: default-scheduler
-  plugins:
-    multiPoint:
-      disabled:
-      - name: VolumeBinding
-SCHED
-  "$KUBE_BIN_DIR/kube-scheduler" --config "$dir/scheduler.yaml" --secure-port 0 \
+  # The scheduler places the pods on KWOK's node, once their claims are bound.
+  "$KUBE_BIN_DIR/kube-scheduler" --kubeconfig "$dir/scheduler.kubeconfig" --leader-elect=false --secure-port 0 \
     >"$dir/scheduler.log" 2>&1 &
   echo "kube-scheduler $!" >>"$dir/pids"
   # KWOK plays the kubelet of one node: it keeps the node Ready and takes every pod placed
@@ -220,6 +207,11 @@ SCHED
       "capacity":{"cpu":"1000","memory":"4Ti","pods":"1000","ephemeral-storage":"10Ti"}}}'
   api "$dir" -X POST -H 'Content-Type: application/json' -d "$node" /api/v1/nodes >/dev/null \
     || { log "could not create the node"; stop "$dir"; exit 1; }
+  # The default StorageClass, KWOK's: the StatefulSet's claims (no class named) get it, as
+  # they get a cloud disk's class on a managed cluster.
+  api "$dir" -X POST -H 'Content-Type: application/yaml' --data-binary "@$STORAGE_CLASS" \
+    /apis/storage.k8s.io/v1/storageclasses >/dev/null \
+    || { log "could not create the StorageClass"; stop "$dir"; exit 1; }
   local i
   for i in $(seq 1 600); do
     if api "$dir" /api/v1/nodes/kwok-node-0 2>/dev/null \
@@ -282,7 +274,11 @@ wait_ready() {
 restart_apiserver() {
   local dir="${1:?usage: restart-apiserver DIR}" pid
   pid="$(awk '$1 == "kube-apiserver" { print $2 }' "$dir/pids")"
+  # TERM (it stops listening at once), then KILL after 5 s: left alone it holds its open
+  # watches for a minute before it exits.
   kill "$pid"
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   sed -i '/^kube-apiserver /d' "$dir/pids"
   start_apiserver "$dir"

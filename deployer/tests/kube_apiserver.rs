@@ -387,7 +387,7 @@ async fn up_takes_back_a_field_another_manager_changed_and_keeps_the_others() {
     assert!(err.contains("PodDisruptionBudget (1 changed)"), "the edit went unnoticed:\n{err}");
     let back = pdbs.get("ipfs-cluster").await.unwrap();
     assert_eq!(back.spec.as_ref().unwrap().max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
-    assert_eq!(back.metadata.annotations.unwrap_or_default().get("example.org/owner").map(String::as_str), Some("storage-team"));
+    assert_eq!(back.metadata.annotations.clone().unwrap_or_default().get("example.org/owner").map(String::as_str), Some("storage-team"));
     assert!(managers(&back).contains(&"storage-team".to_string()), "{:?}", managers(&back));
     // The deployer owns maxUnavailable again: the other manager kept only its annotation.
     let others: Vec<_> = back.metadata.managed_fields.unwrap_or_default().into_iter().filter(|m| m.manager.as_deref() == Some("storage-team")).collect();
@@ -446,7 +446,7 @@ async fn down_then_up_keeps_identities_and_volumes() {
     assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids, "identities regenerated");
     // The very same claims (same UIDs), mounted by the new pods.
     assert_eq!(claims(&c, ns).await, volumes, "volumes replaced");
-    for p in pods.list(&Default::default()).await.unwrap() {
+    for p in pods.list(&ListParams::default().labels("app.kubernetes.io/name=ipfs-cluster")).await.unwrap() {
         let used: Vec<String> = p.spec.unwrap().volumes.unwrap_or_default().into_iter().filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name)).collect();
         assert!(!used.is_empty() && used.iter().all(|u| volumes.contains_key(u)), "{used:?} not in {volumes:?}");
     }

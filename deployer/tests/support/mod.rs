@@ -11,9 +11,9 @@
 //!   the bundle carries one stand-in controller Deployment per component with the upstream
 //!   labels, so "present", the `--enable-gateway-api` flag and the waits are exercised (KWOK
 //!   makes their pods Ready too).
-//! - Volumes: nothing provisions them, so the StatefulSet's claims stay Pending; the
-//!   scheduler's volume binding is off so that the pods still land on KWOK's node
-//!   (scripts/kube-apiserver.sh).
+//! - Volumes: KWOK's volume stages stand in for a provisioner: the default StorageClass
+//!   `kwok-volume` gets a PersistentVolume per claim, bound, released and deleted as a CSI
+//!   provisioner would (nothing is stored in them).
 #![allow(dead_code)]
 
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
@@ -100,7 +100,9 @@ pub fn start() -> Server {
          (once, from the Go module proxy; cached outside the checkout)",
         bin.display()
     );
-    let dir = scratch("kube");
+    // One directory per server: a test may start its own next to the shared one.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = scratch(&format!("kube{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let mut child = Command::new(script())
         .arg("run")
         .arg(dir.path())
