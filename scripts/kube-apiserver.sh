@@ -242,9 +242,10 @@ api() {
 
 start_apiserver() {
   local dir="$1"
-  # shellcheck disable=SC2046
   eval "$(cat "$dir/apiserver.cmd")" '>>"$dir/apiserver.log" 2>&1 &'
   echo "kube-apiserver $!" >>"$dir/pids"
+  # `stop` may have to KILL it (see restart_apiserver): no job notice for that on stderr.
+  disown "$!"
 }
 
 # Every process of DIR still running (else says which exited, with its log's tail).
