@@ -80,10 +80,62 @@ impl Server {
     }
 }
 
-/// The server shared by this process's tests.
+/// The server shared by this process's tests, with the bundle's CRDs already served.
+///
+/// Why the CRDs first: the tests run `up` in parallel, and the first ones would all install
+/// the components at once; the deployer's discovery then fails on an API group another run
+/// has just created, listed but not yet served ("404 page not found"). A test that starts
+/// its own server (`start`) still covers the install into an empty cluster.
 pub fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
-    S.get_or_init(start)
+    S.get_or_init(|| {
+        let s = start();
+        let kubeconfig = s.admin();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(install_crds(&kubeconfig));
+        })
+        .join()
+        .expect("installing the bundle's CRDs");
+        s
+    })
+}
+
+/// Applies every CRD of the bundle and waits until each group version is served.
+async fn install_crds(kubeconfig: &Path) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let c = client(kubeconfig).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let mut served = Vec::new();
+    for sub in ["envoy-gateway-v1.9.0", "cert-manager-v1.21.1"] {
+        let mut files: Vec<_> = std::fs::read_dir(crd_dir().join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for doc in files.iter().filter(|f| f.extension().is_some_and(|x| x == "yaml")).flat_map(|f| read_docs(f)) {
+            if doc["kind"] != "CustomResourceDefinition" {
+                continue;
+            }
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            crds.patch(&name, &PatchParams::apply("ipfs-edge-tests").force(), &Patch::Apply(&doc))
+                .await
+                .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
+            for v in doc["spec"]["versions"].as_array().unwrap().iter().filter(|v| v["served"] == true) {
+                served.push(format!("/apis/{}/{}", doc["spec"]["group"].as_str().unwrap(), v["name"].as_str().unwrap()));
+            }
+        }
+    }
+    served.sort();
+    served.dedup();
+    for path in served {
+        let start = std::time::Instant::now();
+        loop {
+            let req = http::Request::get(&path).body(Vec::new()).unwrap();
+            if c.request_text(req).await.is_ok() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{path} never served");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Starts a server. Fails (never skips) when the binaries are not built.
