@@ -10,6 +10,8 @@
 #   GOBUILD_REPLACE="old=new@ver ..." replace directives of the build module: for modules
 #                                   whose own go.mod points at local paths (k8s.io/kubernetes'
 #                                   staging modules at v0.0.0)
+#   GOBUILD_LDFLAGS="-X pkg.var=v ..." extra linker flags: the version stamps a release build
+#                                   sets (without them Kubernetes reports v0.0.0-master)
 #
 # Why a build module of our own instead of `go install M/cmd/X@V`: `go install` refuses a
 # module whose go.mod has replace or exclude directives (Kubo has excludes); requiring the
@@ -29,14 +31,20 @@ pkgs=("$@")
 command -v go >/dev/null || { echo "gobuild.sh: no go on PATH (Go 1.26 is needed)" >&2; exit 1; }
 key="$(echo "$module" | tr '/' '_')@$version"
 extra="${GOBUILD_REQUIRE:-}|${GOBUILD_REPLACE:-}|${pkgs[*]}"
-if [[ -n "${GOBUILD_REQUIRE:-}${GOBUILD_REPLACE:-}" ]]; then
+if [[ -n "${GOBUILD_LDFLAGS:-}" ]]; then extra="$extra|${GOBUILD_LDFLAGS}"; fi
+if [[ -n "${GOBUILD_REQUIRE:-}${GOBUILD_REPLACE:-}${GOBUILD_LDFLAGS:-}" ]]; then
   key="$key-$(printf '%s' "$extra" | sha256sum | cut -c1-12)"
 fi
 dir="$IPFS_EDGE_CACHE/go/$key"
 stamp="$dir/stamp"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$extra" ]]; then
   ok=1
-  for p in "${pkgs[@]}"; do [[ -x "$dir/bin/${p##*/}" ]] || ok=0; done
+  for p in "${pkgs[@]}"; do
+    # As `go build` names it: a trailing major version (.../server/v3) names by the element before.
+    name="${p##*/}"
+    if [[ "$name" =~ ^v[0-9]+$ ]]; then name="${p%/*}"; name="${name##*/}"; fi
+    [[ -x "$dir/bin/$name" ]] || ok=0
+  done
   if [[ $ok == 1 ]]; then echo "$dir/bin"; exit 0; fi
 fi
 
@@ -64,7 +72,7 @@ go mod edit -require="$module@$version"
 log "$module@$version: building ${pkgs[*]##*/} (first build: minutes on 2 cores)"
 rm -rf "$dir/bin.tmp"
 mkdir -p "$dir/bin.tmp"
-if ! CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$dir/bin.tmp/" "${pkgs[@]}" 2>"$dir/build.log"; then
+if ! CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w ${GOBUILD_LDFLAGS:-}" -o "$dir/bin.tmp/" "${pkgs[@]}" 2>"$dir/build.log"; then
   tail -30 "$dir/build.log" >&2
   log "build failed: $dir/build.log"
   exit 1

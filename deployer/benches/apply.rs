@@ -1,5 +1,5 @@
 //! `cargo bench -p deployer --bench apply` (not a test): in one run against a real
-//! kube-apiserver 1.20 (scripts/kube-apiserver.sh build, once), the time and number of API
+//! control plane (scripts/kube-apiserver.sh build, once), the time and number of API
 //! requests of `up`'s apply phase (`deployer bench-apply`: steps 2-6, no waits) against the
 //! same objects applied with `kubectl apply --server-side`, first into an empty namespace and
 //! then as a no-op rerun. Requests are counted from the API server's audit log (one line per
@@ -61,7 +61,7 @@ impl Samples {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to filter here.
-    let server = support::start(false);
+    let server = support::start();
     let bundle = support::bundle();
     let filters = support::filters();
     let admin = server.admin();
@@ -103,8 +103,7 @@ fn main() {
             samples.ms.push(t.as_secs_f64() * 1e3);
             samples.requests.push(n);
         }
-        // kubectl: the same objects rendered for its own namespace (PodDisruptionBudget as
-        // policy/v1beta1, as the deployer applies it on this 1.20 server).
+        // kubectl: the same objects rendered for its own namespace.
         let ns = format!("bench-k-{round}");
         let dir = tempfile::tempdir().unwrap();
         timed({
@@ -112,11 +111,6 @@ fn main() {
             c.arg(dir.path());
             c
         });
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let p = f.unwrap().path();
-            let text = std::fs::read_to_string(&p).unwrap();
-            std::fs::write(&p, text.replace("apiVersion: policy/v1\n", "apiVersion: policy/v1beta1\n")).unwrap();
-        }
         for samples in [&mut k_create, &mut k_noop] {
             let (_, from) = requests_since(&log, 0);
             let mut c = kubectl(&["apply", "--server-side", "--force-conflicts", "--field-manager", "ipfs-edge-deployer", "-f"]);
@@ -130,7 +124,11 @@ fn main() {
     server.stop();
 
     println!("deployer apply phase vs kubectl apply --server-side, {objects} objects, median of {ROUNDS} rounds");
-    println!("(kube-apiserver 1.20.2 + etcd on 127.0.0.1; whole process wall time; requests from the audit log)");
+    println!(
+        "(kube-apiserver {} + etcd {} on 127.0.0.1; whole process wall time; requests from the audit log)",
+        support::tool_version("KUBE_VERSION"),
+        support::tool_version("ETCD_VERSION")
+    );
     println!("{:<34} {:>10} {:>9}", "", "time (ms)", "requests");
     for (name, s) in [
         ("deployer: apply into empty ns", &d_create),

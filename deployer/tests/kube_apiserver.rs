@@ -1,7 +1,8 @@
-//! `deployer` (the built binary) against a real kube-apiserver 1.20 with etcd and
-//! kube-controller-manager. Needs `scripts/kube-apiserver.sh build` once; without it every
-//! test here fails with that command. How the 1.20 server's gaps (CEL rules in CRDs,
-//! policy/v1) are handled: tests/support/mod.rs and deployer/README.md ("Tests").
+//! `deployer` (the built binary) against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler; versions in scripts/env.sh) with KWOK as the
+//! kubelet. Needs `scripts/kube-apiserver.sh build` once; without it every test here fails
+//! with that command. What stands in for what cannot run here: tests/support/mod.rs and
+//! deployer/README.md ("Tests").
 
 mod support;
 
@@ -121,14 +122,14 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let args = cm.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
     assert!(args.contains(&"--enable-gateway-api".to_string()), "{args:?}");
 
-    // Every kind landed; the PodDisruptionBudget as policy/v1beta1 (1.20 has no policy/v1).
+    // Every kind landed.
     let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
     assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items), ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-1"]);
     let swarm = svcs.get("ipfs-cluster-swarm-0").await.unwrap().spec.unwrap();
     let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
     assert_eq!(protocols, ["TCP", "UDP"]);
     for (g, v, k, name) in [
-        ("policy", "v1beta1", "PodDisruptionBudget", "ipfs-cluster"),
+        ("policy", "v1", "PodDisruptionBudget", "ipfs-cluster"),
         ("gateway.networking.k8s.io", "v1", "Gateway", "ipfs-cluster"),
         ("cert-manager.io", "v1", "Certificate", "ipfs-cluster-tls"),
         ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", "ipfs-cluster-filters"),
@@ -153,7 +154,7 @@ async fn up_killed_midway_then_rerun_converges() {
     let ns = "t-killed";
     let c = support::client(&s.admin()).await;
     // No pod becomes ready: `up` stops at step 3, waiting, and is killed there.
-    support::paused().lock().unwrap().insert(ns.into());
+    support::pause(&c, ns).await;
     let mut child = deployer(&s.admin(), ns, &["up", "--replicas", "3"]).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let start = Instant::now();
@@ -174,7 +175,7 @@ async fn up_killed_midway_then_rerun_converges() {
     let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
     let ids_before = secrets.get("ipfs-cluster-identities").await.unwrap().data;
 
-    support::paused().lock().unwrap().remove(ns);
+    support::resume(&c, ns).await;
     let err = run_ok(&s.admin(), ns, &["up"]);
     assert!(err.contains("[6/6]"), "{err}");
     assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
@@ -270,4 +271,239 @@ async fn a_user_without_rights_gets_the_forbidden_message() {
     let out = run(&s.nobody(), "t-forbidden", &["up"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot list deployments.apps"), "{err}");
+}
+
+/// Write requests (create, update, patch, delete) by the deployer's user in the audit log
+/// after byte `from` that touch namespace `ns` or the namespace itself. Server-side dry runs
+/// are not writes.
+fn writes_since(log: &Path, from: usize, ns: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text[from..]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            let r = &e["objectRef"];
+            e["stage"] == "ResponseComplete"
+                && e["user"]["username"] == "admin"
+                && ["create", "update", "patch", "delete", "deletecollection"].contains(&e["verb"].as_str().unwrap_or(""))
+                && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
+                && (r["namespace"] == ns || (r["resource"] == "namespaces" && r["name"] == ns))
+        })
+        .map(|e| format!("{} {}", e["verb"].as_str().unwrap_or(""), e["requestURI"].as_str().unwrap_or("")))
+        .collect()
+}
+
+fn audit_len(log: &Path) -> usize {
+    std::fs::metadata(log).map(|m| m.len() as usize).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_up_sends_no_write_request() {
+    let s = support::server();
+    let ns = "t-nowrite";
+    let c = support::client(&s.admin()).await;
+    let from = audit_len(&s.audit_log());
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    // The same filter sees the first run's writes: it is not blind.
+    let first = writes_since(&s.audit_log(), from, ns);
+    assert!(first.len() > 20, "the first up's writes were not seen in the audit log: {first:?}");
+    settled(&c, ns).await;
+    let from = audit_len(&s.audit_log());
+    run_ok(&s.admin(), ns, &["up"]);
+    // The audit log is written before each response is sent (blocking mode).
+    let second = writes_since(&s.audit_log(), from, ns);
+    assert!(second.is_empty(), "the second up wrote:\n{}", second.join("\n"));
+}
+
+/// Runs `up` and kills it (SIGKILL) as soon as its stderr shows `marker`; returns what it
+/// printed until then.
+fn up_killed_at(kubeconfig: &Path, ns: &str, replicas: &str, marker: &str) -> String {
+    let mut child = deployer(kubeconfig, ns, &["up", "--replicas", replicas]).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let mut seen = String::new();
+    for line in stderr.split(b'\n') {
+        let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(marker) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return seen;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no {marker} in time:\n{seen}");
+    }
+    panic!("up ended before {marker}:\n{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_killed_at_several_points_then_rerun_converges() {
+    let s = support::server();
+    let ns = "t-kills";
+    let c = support::client(&s.admin()).await;
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    // Killed right after each step's objects were sent, one run after the other (each rerun
+    // starts from what the killed ones left).
+    up_killed_at(&s.admin(), ns, "3", "[2/6]");
+    let ids = secrets.get("ipfs-cluster-identities").await.unwrap().data;
+    let cluster_secret = secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data;
+    for marker in ["[1/6]", "[4/6]", "[5/6]", "[6/6]"] {
+        let seen = up_killed_at(&s.admin(), ns, "3", marker);
+        assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids, "identities changed by a run killed at {marker}:\n{seen}");
+    }
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "3"]);
+    assert!(err.contains("[6/6]"), "{err}");
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
+    assert_eq!(secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data, cluster_secret);
+    let before = settled(&c, ns).await;
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
+    assert_eq!(snapshot(&c, ns).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_takes_back_a_field_another_manager_changed_and_keeps_the_others() {
+    use kube::api::{Patch, PatchParams};
+    let s = support::server();
+    let ns = "t-manager";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = Api::namespaced(c.clone(), ns);
+    // Someone else's `kubectl apply --server-side --force-conflicts`: takes the deployer's
+    // maxUnavailable, and adds an annotation of its own.
+    let theirs = serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "ipfs-cluster", "annotations": {"example.org/owner": "storage-team"}},
+        "spec": {"maxUnavailable": 2}});
+    pdbs.patch("ipfs-cluster", &PatchParams::apply("storage-team").force(), &Patch::Apply(theirs)).await.unwrap();
+    let managers = |p: &k8s_openapi::api::policy::v1::PodDisruptionBudget| -> Vec<String> {
+        p.metadata.managed_fields.clone().unwrap_or_default().into_iter().filter_map(|m| m.manager).collect()
+    };
+    let edited = pdbs.get("ipfs-cluster").await.unwrap();
+    assert_eq!(edited.spec.as_ref().unwrap().max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2)));
+
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert!(err.contains("PodDisruptionBudget (1 changed)"), "the edit went unnoticed:\n{err}");
+    let back = pdbs.get("ipfs-cluster").await.unwrap();
+    assert_eq!(back.spec.as_ref().unwrap().max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
+    assert_eq!(back.metadata.annotations.clone().unwrap_or_default().get("example.org/owner").map(String::as_str), Some("storage-team"));
+    assert!(managers(&back).contains(&"storage-team".to_string()), "{:?}", managers(&back));
+    // The deployer owns maxUnavailable again: the other manager kept only its annotation.
+    let others: Vec<_> = back.metadata.managed_fields.unwrap_or_default().into_iter().filter(|m| m.manager.as_deref() == Some("storage-team")).collect();
+    let fields = serde_json::to_string(&others[0].fields_v1).unwrap();
+    assert!(!fields.contains("maxUnavailable") && fields.contains("example.org/owner"), "{fields}");
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
+}
+
+/// The ready pods `deployer status --output json` reports.
+fn ready_pods(kubeconfig: &Path, ns: &str) -> Vec<String> {
+    let out = run(kubeconfig, ns, &["status", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --output json: {e}"));
+    let mut pods: Vec<String> = v["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ready"] == true && p["phase"] == "Running")
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// Name -> UID of the namespace's PersistentVolumeClaims.
+async fn claims(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
+    pvcs.list(&Default::default()).await.unwrap().items.into_iter().map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_then_up_keeps_identities_and_volumes() {
+    let s = support::server();
+    let ns = "t-downup";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    // The pods the StatefulSet controller made, Running and Ready on KWOK's node.
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1"]);
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let ids = secrets.get("ipfs-cluster-identities").await.unwrap().data;
+    let volumes = claims(&c, ns).await;
+    assert_eq!(volumes.len(), 4, "{volumes:?}");
+
+    run_ok(&s.admin(), ns, &["down"]);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), ns);
+    let start = Instant::now();
+    // The garbage collector removes the StatefulSet's pods; KWOK lets them go.
+    while !pods.list(&Default::default()).await.unwrap().items.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the pods outlived their StatefulSet");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(ready_pods(&s.admin(), ns).is_empty());
+
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1"]);
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids, "identities regenerated");
+    // The very same claims (same UIDs), mounted by the new pods.
+    assert_eq!(claims(&c, ns).await, volumes, "volumes replaced");
+    for p in pods.list(&ListParams::default().labels("app.kubernetes.io/name=ipfs-cluster")).await.unwrap() {
+        let used: Vec<String> = p.spec.unwrap().volumes.unwrap_or_default().into_iter().filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name)).collect();
+        assert!(!used.is_empty() && used.iter().all(|u| volumes.contains_key(u)), "{used:?} not in {volumes:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_down_then_up_the_controller_removes_and_brings_back_pods() {
+    let s = support::server();
+    let ns = "t-scale-down";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "3"]);
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1", "ipfs-cluster-2"]);
+    let volumes = claims(&c, ns).await;
+    assert_eq!(volumes.len(), 6, "{volumes:?}");
+
+    run_ok(&s.admin(), ns, &["scale", "1"]);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), ns);
+    let start = Instant::now();
+    while pods.list(&ListParams::default().labels("app.kubernetes.io/name=ipfs-cluster")).await.unwrap().items.len() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the StatefulSet controller did not remove the pods");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0"]);
+    // Scaling down never deletes data: the claims of the gone ordinals stay.
+    assert_eq!(claims(&c, ns).await, volumes);
+
+    run_ok(&s.admin(), ns, &["scale", "3"]);
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1", "ipfs-cluster-2"]);
+    assert_eq!(claims(&c, ns).await, volumes, "the returning peers got new volumes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_across_an_api_server_restart_then_rerun_converges() {
+    // A server of its own: the restart would disturb the other tests.
+    let s = support::start();
+    let ns = "t-restart";
+    let c = support::client(&s.admin()).await;
+    let mut child = deployer(&s.admin(), ns, &["up", "--replicas", "2"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("[2/6]") {
+        assert!(stderr.read_line(&mut seen).unwrap() > 0, "up ended before step 2:\n{seen}");
+    }
+    s.restart_apiserver();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    eprintln!("up across the restart ({status:?}):\n{seen}{rest}");
+    // Either it rode out the restart, or it stopped with an error it names (not a panic).
+    assert!(status.success() || (status.code().is_some_and(|c| c != 101) && rest.contains("error")), "{status:?}:\n{rest}");
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let ids = secrets.get("ipfs-cluster-identities").await.unwrap().data;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
+    assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1"]);
+    let before = settled(&c, ns).await;
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
+    assert_eq!(snapshot(&c, ns).await, before);
 }

@@ -1,31 +1,31 @@
-//! A real kube-apiserver 1.20 + kube-controller-manager + etcd for the integration tests and
-//! the apply benchmark (shared with benches/apply.rs), a local bundle built from the real
-//! CRDs, and a stand-in for the kubelet.
+//! A real control plane for the integration tests and the apply benchmark (shared with
+//! benches/apply.rs): etcd, kube-apiserver, kube-controller-manager and kube-scheduler of the
+//! release in scripts/env.sh, and KWOK as the kubelet of one node, so pods the controllers
+//! create are scheduled and become Running and Ready as a kubelet reports them. Also a local
+//! bundle built from the real CRDs.
 //!
-//! How the 1.20 server's gaps are handled (also in deployer/README.md, "Tests"):
-//! - CRDs: the bundle is built from the CRDs of Envoy Gateway v1.9.0 (with Gateway API
-//!   v1.6.1) and cert-manager v1.21.1 in ../shared/crds, downgraded for 1.20 here, in the
-//!   test only: CEL rules (`x-kubernetes-validations`) and `selectableFields` are removed
-//!   (1.20 does not know them), and `default: ""` is removed (1.20 wrongly refuses an empty
-//!   string default as "must be of type string"; a list-map key that loses its default
-//!   becomes required, as 1.20 demands). The deployer applies real release manifests unchanged.
-//! - Controllers: the release manifests' Deployments cannot run here (no kubelet, no images);
+//! - CRDs: the bundle carries the CRDs of Envoy Gateway v1.9.0 (with Gateway API v1.6.1) and
+//!   cert-manager v1.21.1 from ../shared/crds unchanged, CEL rules included: the server
+//!   enforces them on everything the deployer applies.
+//! - Controllers: the release manifests' Deployments do not run here (no container runtime);
 //!   the bundle carries one stand-in controller Deployment per component with the upstream
-//!   labels, so "present", the `--enable-gateway-api` flag and the waits are exercised.
-//! - policy/v1: the deployer applies the PodDisruptionBudget as policy/v1beta1 on 1.20 (same
-//!   fields); the tests check it is there as v1beta1.
+//!   labels, so "present", the `--enable-gateway-api` flag and the waits are exercised (KWOK
+//!   makes their pods Ready too).
+//! - Volumes: KWOK's volume stages stand in for a provisioner: the default StorageClass
+//!   `kwok-volume` gets a PersistentVolume per claim, bound, released and deleted as a CSI
+//!   provisioner would (nothing is stored in them).
 #![allow(dead_code)]
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,6 +33,19 @@ pub fn repo_root() -> PathBuf {
 
 fn script() -> PathBuf {
     repo_root().join("scripts/kube-apiserver.sh")
+}
+
+/// A version from scripts/env.sh, the one place for them.
+pub fn tool_version(name: &str) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(". \"$0\" && echo \"${name}\""))
+        .arg(repo_root().join("scripts/env.sh"))
+        .output()
+        .expect("bash runs");
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!v.is_empty(), "{name} is not set in scripts/env.sh");
+    v
 }
 
 /// The running server, owned by this process: `scripts/kube-apiserver.sh run` stops it when
@@ -53,6 +66,12 @@ impl Server {
     pub fn audit_log(&self) -> PathBuf {
         self.dir.path().join("audit.log")
     }
+    /// Stops the API server and starts it again (same port, same etcd; the other components
+    /// keep running and reconnect).
+    pub fn restart_apiserver(&self) {
+        let out = Command::new(script()).arg("restart-apiserver").arg(self.dir.path()).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "restart-apiserver: {}", String::from_utf8_lossy(&out.stderr));
+    }
     /// Stops the server now (the benchmark; tests leave it to the end of the process).
     pub fn stop(&self) {
         let mut c = self.child.lock().unwrap();
@@ -61,38 +80,99 @@ impl Server {
     }
 }
 
-/// The server shared by this process's tests, with the stand-in kubelet.
+/// The server shared by this process's tests, with the bundle's CRDs already served.
+///
+/// Why the CRDs first: the tests run `up` in parallel, and the first ones would all install
+/// the components at once; the deployer's discovery then fails on an API group another run
+/// has just created, listed but not yet served ("404 page not found"). A test that starts
+/// its own server (`start`) still covers the install into an empty cluster.
 pub fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
-    S.get_or_init(|| start(true))
+    S.get_or_init(|| {
+        let s = start();
+        let kubeconfig = s.admin();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(install_crds(&kubeconfig));
+        })
+        .join()
+        .expect("installing the bundle's CRDs");
+        s
+    })
+}
+
+/// Applies every CRD of the bundle and waits until each group version is served.
+async fn install_crds(kubeconfig: &Path) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let c = client(kubeconfig).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let mut served = Vec::new();
+    for sub in ["envoy-gateway-v1.9.0", "cert-manager-v1.21.1"] {
+        let mut files: Vec<_> = std::fs::read_dir(crd_dir().join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for doc in files.iter().filter(|f| f.extension().is_some_and(|x| x == "yaml")).flat_map(|f| read_docs(f)) {
+            if doc["kind"] != "CustomResourceDefinition" {
+                continue;
+            }
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            crds.patch(&name, &PatchParams::apply("ipfs-edge-tests").force(), &Patch::Apply(&doc))
+                .await
+                .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
+            for v in doc["spec"]["versions"].as_array().unwrap().iter().filter(|v| v["served"] == true) {
+                served.push(format!("/apis/{}/{}", doc["spec"]["group"].as_str().unwrap(), v["name"].as_str().unwrap()));
+            }
+        }
+    }
+    served.sort();
+    served.dedup();
+    for path in served {
+        let start = std::time::Instant::now();
+        loop {
+            let req = http::Request::get(&path).body(Vec::new()).unwrap();
+            if c.request_text(req).await.is_ok() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{path} never served");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Starts a server. Fails (never skips) when the binaries are not built.
-pub fn start(kubelet: bool) -> Server {
-    {
-        let bin = Command::new(script()).arg("bin").output().expect("scripts/kube-apiserver.sh runs");
-        let bin = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
-        assert!(
-            bin.join("kube-apiserver").is_file() && bin.join("kube-controller-manager").is_file() && which("etcd"),
-            "kube-apiserver 1.20 is not built (looked in {}): run `scripts/kube-apiserver.sh build` first \
-             (once, about 5 minutes; cached outside the checkout)",
-            bin.display()
-        );
-        let dir = scratch("kube");
-        let mut child = Command::new(script())
-            .arg("run")
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start scripts/kube-apiserver.sh run");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.strip_prefix("ready ").unwrap_or_else(|| panic!("kube-apiserver did not start: {line:?}")).trim().to_string();
-        if kubelet {
-            start_kubelet(dir.path().join("admin.kubeconfig"));
-        }
-        Server { dir, url, child: Mutex::new(child) }
+pub fn start() -> Server {
+    let bin = Command::new(script()).arg("bin").output().expect("scripts/kube-apiserver.sh runs");
+    let bin = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
+    let missing: Vec<_> = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+        .into_iter()
+        .filter(|b| !bin.join(b).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{missing:?} not built (looked in {}): run `scripts/kube-apiserver.sh build` first \
+         (once, from the Go module proxy; cached outside the checkout)",
+        bin.display()
+    );
+    // One directory per server: a test may start its own next to the shared one.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = scratch(&format!("kube{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let mut child = Command::new(script())
+        .arg("run")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start scripts/kube-apiserver.sh run");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.strip_prefix("ready ").unwrap_or_else(|| panic!("kube-apiserver did not start: {line:?}")).trim().to_string();
+    Server { dir, url, child: Mutex::new(child) }
+}
+
+/// A server owned by a test (not the shared one, which lives to the end of the process) is
+/// stopped before its directory is removed.
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -129,54 +209,38 @@ pub fn scratch(what: &str) -> Scratch {
     Scratch(dir)
 }
 
-fn which(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
-}
-
 pub async fn client(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).unwrap();
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
     Client::try_from(cfg).unwrap()
 }
 
-/// Namespaces whose pods the stand-in kubelet leaves alone (an `up` then waits forever).
-pub fn paused() -> &'static Mutex<HashSet<String>> {
-    static P: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    P.get_or_init(Default::default)
+/// Keeps the namespace from getting any pod, as a cluster out of quota would: the namespace
+/// with a ResourceQuota of zero pods (the StatefulSet controller's creates are refused, so
+/// `up` waits in step 3).
+pub async fn pause(c: &Client, ns: &str) {
+    let pp = PatchParams::apply("ipfs-edge-tests");
+    let nss: Api<Namespace> = Api::all(c.clone());
+    nss.patch(ns, &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})))
+        .await
+        .unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), ns);
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}});
+    quotas.patch("no-pods", &pp, &Patch::Apply(quota)).await.unwrap();
+    // The quota admission refuses pods once the quota controller has counted the namespace.
+    for _ in 0..100 {
+        if quotas.get("no-pods").await.unwrap().status.and_then(|s| s.hard).is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ResourceQuota in {ns} was never counted");
 }
 
-/// Stands in for the kubelet: marks every pod Running and Ready (through pods/status), as
-/// the real one would once its containers pass their readiness probes.
-fn start_kubelet(kubeconfig: PathBuf) {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let c = client(&kubeconfig).await;
-            let pods: Api<Pod> = Api::all(c.clone());
-            loop {
-                if let Ok(list) = pods.list(&ListParams::default()).await {
-                    for p in list {
-                        let ns = p.metadata.namespace.clone().unwrap_or_default();
-                        let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        });
-                        if ready || paused().lock().unwrap().contains(&ns) || p.metadata.deletion_timestamp.is_some() {
-                            continue;
-                        }
-                        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                        let status = json!({"status": {"phase": "Running", "conditions": [
-                            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                        ]}});
-                        let api: Api<Pod> = Api::namespaced(c.clone(), &ns);
-                        let name = p.metadata.name.unwrap_or_default();
-                        let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
-                    }
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        });
-    });
+/// Undoes [`pause`].
+pub async fn resume(c: &Client, ns: &str) {
+    let quotas: Api<ResourceQuota> = Api::namespaced(c.clone(), ns);
+    quotas.delete("no-pods", &DeleteParams::default()).await.unwrap();
 }
 
 pub fn crd_dir() -> PathBuf {
@@ -190,33 +254,6 @@ fn read_docs(path: &Path) -> Vec<Value> {
         .filter_map(|de| Value::deserialize(de).ok())
         .filter(|v| v.get("kind").is_some())
         .collect()
-}
-
-/// See the module comment: what 1.20 cannot store, removed.
-pub fn downgrade_for_1_20(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("x-kubernetes-validations");
-            m.remove("selectableFields");
-            if m.get("default") == Some(&Value::String(String::new())) {
-                m.remove("default");
-            }
-            // A list-map key must have a default or be required on 1.20.
-            if let (Some(Value::Array(keys)), Some(items)) = (m.get("x-kubernetes-list-map-keys").cloned(), m.get_mut("items")) {
-                for k in keys.iter().filter_map(Value::as_str) {
-                    if items["properties"][k].get("default") == Some(&Value::String(String::new())) {
-                        let req = items.as_object_mut().unwrap().entry("required").or_insert_with(|| json!([]));
-                        if !req.as_array().unwrap().iter().any(|r| r == k) {
-                            req.as_array_mut().unwrap().push(k.into());
-                        }
-                    }
-                }
-            }
-            m.values_mut().for_each(downgrade_for_1_20);
-        }
-        Value::Array(a) => a.iter_mut().for_each(downgrade_for_1_20),
-        _ => {}
-    }
 }
 
 fn stand_in_controller(ns: &str, name: &str, labels: Value, args: Value) -> Vec<Value> {
@@ -243,7 +280,6 @@ pub fn bundle() -> Scratch {
             docs.extend(read_docs(f));
         }
         assert!(docs.len() > 5, "too few CRDs under {}", crds.join(sub).display());
-        docs.iter_mut().for_each(downgrade_for_1_20);
         docs.extend(extra);
         let text: String = docs.iter().map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap())).collect();
         std::fs::write(dir.path().join(file), text).unwrap();
