@@ -89,18 +89,27 @@ enum Variant {
     WrongSha,
     /// The router's URL names a port nothing listens on.
     Unreachable,
+    /// The REST Backend is a server that ends its answers with a trailer.
+    Trailers,
 }
 
 fn objects_for(v: Variant) -> Vec<Value> {
     let w = world();
     let mut objects = w.objects.clone();
+    if v == Variant::Trailers {
+        let rest = format!("-{}", render::port("PORT_CLUSTER_REST"));
+        let addr = trailer_server();
+        for b in objects.iter_mut().filter(|o| render::kind(o) == "Backend" && render::name(o).ends_with(&rest)) {
+            b["spec"]["endpoints"][0]["ip"]["port"] = Value::from(addr.port());
+        }
+    }
     for o in objects.iter_mut().filter(|o| render::kind(o) == "EnvoyExtensionPolicy") {
         for wasm in o["spec"]["wasm"].as_array_mut().unwrap() {
             if wasm["name"] != "router" {
                 continue;
             }
             match v {
-                Variant::Rendered => {}
+                Variant::Rendered | Variant::Trailers => {}
                 Variant::WrongSha => wasm["code"]["http"]["sha256"] = Value::from("0".repeat(64)),
                 Variant::Unreachable => {
                     let url = wasm["code"]["http"]["url"].as_str().unwrap().replacen(".svc.cluster.local/", ".svc.cluster.local:81/", 1);
@@ -550,6 +559,47 @@ fn static_file_routes_and_filters_as_generated() -> Result<(), Failed> {
     })
 }
 
+
+// ---- trailers end to end
+
+/// A backend whose every answer is chunked and ends with an `X-Stream-Error` trailer, as
+/// the cluster proxy ends an add that failed midway.
+fn trailer_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(c.try_clone().unwrap());
+                    let mut w = c;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Stream-Error\r\n\r\n7\r\n{\"a\":1}\r\n0\r\nX-Stream-Error: upstream failed midway\r\n\r\n");
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    })
+}
+
+fn trailers_reach_the_client() -> Result<(), Failed> {
+    gateway(Variant::Trailers);
+    let req = b"GET /id HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n\r\n";
+    let r = e2e::http::exchange(door(Proto::Http11), req)?;
+    check(r.status == 200 && r.body == b"{\"a\":1}", || format!("GET /id: {} {:?}", r.status, String::from_utf8_lossy(&r.body)))?;
+    let t: Vec<(String, String)> = r.trailers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    check(t.contains(&("x-stream-error".into(), "upstream failed midway".into())), || format!("trailers: {t:?}; raw: {:?}", String::from_utf8_lossy(&r.raw)))
+}
+
 fn main() {
     if let Err(e) = gateway::ns::enter() {
         eprintln!("tests/gateway needs a network and mount namespace of its own: {e}");
@@ -568,6 +618,7 @@ fn main() {
         t("http_redirects_to_https", http_redirects_to_https),
         t("tls_with_the_test_certificate", tls_with_the_test_certificate),
         t("rate_limit_on_the_api_routes", rate_limit_on_the_api_routes),
+        t("http_1_trailers_reach_the_client", trailers_reach_the_client),
         t("wrong_sha256_refused", || broken_source(Variant::WrongSha)),
         t("unreachable_url_refused", || broken_source(Variant::Unreachable)),
     ];
