@@ -129,8 +129,9 @@ fn objects_for(v: Variant) -> Vec<Value> {
     objects
 }
 
+static CURRENT: Mutex<Option<(Variant, Arc<EnvoyGateway>)>> = Mutex::new(None);
+
 fn gateway(v: Variant) -> Arc<EnvoyGateway> {
-    static CURRENT: Mutex<Option<(Variant, Arc<EnvoyGateway>)>> = Mutex::new(None);
     let mut cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((cv, eg)) = cur.as_ref() {
         if *cv == v {
@@ -686,8 +687,11 @@ fn main() {
         t("unreachable_url_refused", || broken_source(Variant::Unreachable)),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
-    // Envoy Gateway stops when this process ends (its stdin closes); the files go now.
+    // Stop the last Envoy Gateway and wait for it (it would also stop when this process
+    // ends and its stdin closes), then remove the files.
+    drop(CURRENT.lock().unwrap_or_else(|e| e.into_inner()).take());
     let pid = std::process::id();
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("edge-gateway-hosts-{pid}")));
     for d in [format!("edge-gateway-render-{pid}"), format!("edge-gateway-other-{pid}")] {
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(d));
     }
