@@ -6,6 +6,7 @@ pub mod edge;
 pub mod envoy;
 pub mod h2;
 pub mod http;
+pub mod real;
 pub mod recorder;
 pub mod sink;
 pub mod stack;

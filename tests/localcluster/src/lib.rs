@@ -505,6 +505,10 @@ impl Cluster {
     /// per pinned CID.
     pub fn pins(&self) -> Result<Vec<Value>> {
         let (status, body) = http(self.peers[0].rest(), "GET", "/pins", None)?;
+        // An empty pin set is `204 No Content`.
+        if status == 204 {
+            return Ok(Vec::new());
+        }
         if status != 200 {
             return err(format!("REST /pins: {status}: {}", String::from_utf8_lossy(&body)));
         }

@@ -64,8 +64,12 @@ fn three_peers_see_each_other_and_pin_everywhere() {
     let (status, out) = http(cluster.peers[1].proxy(), "POST", "/api/v0/add", Some((&ct, &body))).unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
     let cid = json_values(&out).last().and_then(|v| v["Hash"].as_str().map(str::to_string)).expect("a Hash");
-    assert!(cluster.pins().unwrap().iter().any(|p| p["cid"].as_str() == Some(&cid)), "{cid} not in /pins");
+    // Peer 0's view of the shared pin set gets it by CRDT broadcast.
     let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.pins().unwrap().iter().any(|p| p["cid"].as_str() == Some(&cid)) {
+        assert!(Instant::now() < deadline, "{cid} never in peer 0's /pins");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for p in &cluster.peers {
         loop {
             let (s, b) = http(p.kubo_rpc(), "POST", &format!("/api/v0/pin/ls?arg={cid}"), None).unwrap();
