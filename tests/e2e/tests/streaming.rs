@@ -1,13 +1,16 @@
 //! Streaming through the add filter: uploads are never held, events reach
-//! the client while the upload is still going, and a 1 GiB upload arrives
-//! byte for byte.
+//! the client while the upload is still going (the real cluster behind
+//! Envoy), and a 1 GiB upload arrives byte for byte (a digesting sink: the
+//! real cluster cannot say what bytes it received), lines cut across chunks
+//! (a sink that cuts them on purpose).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::sink::{self, Answer};
-use e2e::stack::{envoy_in_front_of, AddStack};
+use e2e::real::RealStack;
+use e2e::stack::envoy_in_front_of;
 use e2e::upload::{body, content, content_type, Entry, BOUNDARY};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +34,7 @@ fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8], within: Dura
 
 #[test]
 fn progress_reaches_the_client_while_the_upload_is_still_going() {
-    let stack = AddStack::start(None);
+    let stack = RealStack::start(None);
     let data = content(4 * 1024 * 1024, 11);
     let body = body(&[Entry::File("live.bin", &data)]);
     let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
@@ -126,8 +129,9 @@ fn events_cut_across_chunks_are_rewritten_whole_and_nothing_is_lost() {
 
 #[test]
 fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
-    let stack = AddStack::start(Some(&format!(r#"{{"server":"kubo/{}","max_upload_bytes":100000}}"#, standins::kubo::KUBO_VERSION)));
-    let big = body(&[Entry::File("big.bin", &content(300_000, 3))]);
+    let stack = RealStack::start(Some(r#"{"max_upload_bytes":100000}"#));
+    let big_data = content(300_000, 3);
+    let big = body(&[Entry::File("big.bin", &big_data)]);
     // Declared too large: refused on the headers, before any body byte is
     // read (a client still sending would see its connection closed).
     let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
@@ -164,5 +168,13 @@ fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
     let small = body(&[Entry::File("small.bin", &content(50_000, 4))]);
     let r = e2e::http::exchange(stack.envoy.port, &e2e::http::request("POST", "/api/v0/add", Some(&content_type()), &small)).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(stack.cluster_state.pins.lock().unwrap().len(), 1, "only the small add may pin");
+    let cid_of = |r: &e2e::http::Response| -> String {
+        let v: serde_json::Value = serde_json::from_str(r.lines().last().expect("an event")).unwrap();
+        v["Hash"].as_str().unwrap().to_string()
+    };
+    assert!(stack.cluster_pins(&cid_of(&r)), "the small add must pin");
+    // The refused one's CID, from Kubo without storing it: never pinned.
+    let hashed = e2e::http::exchange(stack.kubo(), &e2e::http::request("POST", "/api/v0/add?only-hash=true", Some(&content_type()), &big)).unwrap();
+    let big_cid = cid_of(&hashed);
+    assert!(!stack.cluster_pins(&big_cid) && !stack.kubo_pins(&big_cid), "a refused upload was pinned ({big_cid})");
 }
