@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use e2e::sink::{self, Answer};
 use e2e::real::RealStack;
+use e2e::recorder::{Fault, Recorder};
 use e2e::stack::envoy_in_front_of;
 use e2e::upload::{body, content, content_type, Entry, BOUNDARY};
 use sha2::{Digest, Sha256};
@@ -177,4 +178,48 @@ fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
     let hashed = e2e::http::exchange(stack.kubo(), &e2e::http::request("POST", "/api/v0/add?only-hash=true", Some(&content_type()), &big)).unwrap();
     let big_cid = cid_of(&hashed);
     assert!(!stack.cluster_pins(&big_cid) && !stack.kubo_pins(&big_cid), "a refused upload was pinned ({big_cid})");
+}
+
+#[test]
+fn the_real_clusters_answer_cut_anywhere_is_rewritten_whole() {
+    // The real cluster's bytes, reaching Envoy in pieces of 1 to 300 bytes:
+    // every event line is cut somewhere, and the answer must still be
+    // Kubo's, byte for byte.
+    let cluster = e2e::real::cluster();
+    let p = &cluster.peers[0];
+    let tap = Recorder::faulty_tap("proxy", p.proxy(), Fault::Dribble);
+    let envoy = envoy_in_front_of(tap.port(), p.ports.kubo_rpc, "{}", true);
+    let big = content(1024 * 1024 + 5, 21);
+    let nested = [Entry::Dir("d"), Entry::File("d/a", b"alpha"), Entry::File("d/sub/b <&>", b"beta"), Entry::File("d/big", &big)];
+    let unnamed = [Entry::File("", &big)];
+    for (query, entries) in [("?progress=true", &unnamed[..]), ("?progress=true&wrap-with-directory=true", &nested[..]), ("?cid-base=base32", &nested[..])] {
+        let req = e2e::http::request("POST", &format!("/api/v0/add{query}"), Some(&content_type()), &body(entries));
+        let kubo = e2e::http::exchange(p.ports.kubo_rpc, &req).unwrap();
+        let edge = e2e::http::exchange(envoy.port, &req).unwrap();
+        assert!(kubo.lines().len() > 3, "{query}: {}", kubo.semantic());
+        assert_eq!(kubo.semantic(), edge.semantic(), "{query}\n{}", envoy.log());
+    }
+    assert_eq!(tap.seen().len(), 3);
+}
+
+#[test]
+fn a_cluster_answer_cut_short_never_looks_complete() {
+    // The cluster proxy dies mid-answer (its bytes stop, the connection
+    // closes): the client must see a broken response, not a shorter
+    // complete one that would pass for a finished add.
+    let cluster = e2e::real::cluster();
+    let p = &cluster.peers[0];
+    let tap = Recorder::faulty_tap("proxy", p.proxy(), Fault::CutAfter(700));
+    let envoy = envoy_in_front_of(tap.port(), p.ports.kubo_rpc, "{}", true);
+    let req = e2e::http::request("POST", "/api/v0/add?progress=true", Some(&content_type()), &body(&[Entry::File("cut.bin", &content(2 * 1024 * 1024, 22))]));
+    let mut s = TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&req).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#""Name":"cut.bin","Bytes":"#), "the answer's start passes: {text}");
+    assert!(e2e::http::parse(&raw).is_none(), "a cut answer came out complete:\n{text}");
+    assert!(!text.contains("\"Hash\""), "{text}");
 }

@@ -69,7 +69,9 @@ fn port_at(v: &serde_yaml_ng::Value) -> Option<u16> {
 
 /// envoy.yaml's listener and admin ports, and the port of each backend
 /// cluster by name.
-fn manifest_ports(text: &str) -> Result<(u16, u16, Vec<(String, u16)>), String> {
+type ManifestPorts = (u16, u16, Vec<(String, u16)>);
+
+fn manifest_ports(text: &str) -> Result<ManifestPorts, String> {
     let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| format!("{CONFIG}: {e}"))?;
     let sr = &y["static_resources"];
     let listener = port_at(&sr["listeners"][0]["address"]).ok_or(format!("{CONFIG}: no listener port"))?;
