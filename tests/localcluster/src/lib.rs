@@ -527,6 +527,20 @@ impl Cluster {
         }
     }
 
+    /// Stops peer `i`'s Kubo (its cluster peer keeps running): a failure
+    /// to test.
+    pub fn stop_kubo(&mut self, i: usize) {
+        if let Some(mut g) = self.kubos[i].take() {
+            g.wait();
+        }
+    }
+
+    /// Starts peer `i`'s Kubo again, on the same ports; returns once it answers.
+    pub fn start_kubo(&mut self, i: usize) -> Result<()> {
+        self.spawn_kubo(i)?;
+        self.wait_kubo(i, Instant::now() + Duration::from_secs(60))
+    }
+
     /// Where the data lives.
     pub fn dir(&self) -> PathBuf {
         self.peers[0].dir.parent().unwrap().to_path_buf()
