@@ -1,6 +1,7 @@
 //! The whole edge under test: manifests/envoy/envoy.yaml (health, router,
-//! add_response) in front of four recording stand-ins, one per backend,
-//! each named as the router marks it (`gateway`, `proxy`, `kubo`, `rest`).
+//! add_response) in front of the real daemons of a local cluster's peer 0,
+//! through a recording tap per backend, each named as the router marks it
+//! (`gateway`, `proxy`, `kubo`, `rest`).
 //! Requests go out over raw HTTP/1.0, HTTP/1.1 or HTTP/2 (h2c).
 
 use crate::envoy::{Envoy, Patch};
@@ -87,8 +88,11 @@ impl EdgeStack {
 
     /// The same with more patches of the manifest.
     pub fn start_patched(router: &str, health: &str, extra: Vec<Patch>) -> EdgeStack {
+        // Peer 0 of the test binary's local cluster, a tap in front of each
+        // of its daemons.
+        let p = &crate::real::cluster().peers[0];
         let (gateway, proxy, kubo, rest) =
-            (Recorder::spawn("gateway"), Recorder::spawn("proxy"), Recorder::spawn("kubo"), Recorder::spawn("rest"));
+            (Recorder::tap("gateway", p.gateway()), Recorder::tap("proxy", p.proxy()), Recorder::tap("kubo", p.kubo_rpc()), Recorder::tap("rest", p.rest()));
         let mut patches = vec![
             Patch::ClusterPort("cluster_rest", rest.port()),
             Patch::ClusterPort("cluster_proxy", proxy.port()),

@@ -36,7 +36,20 @@ pub fn edit(text: &str, patches: &[Patch], keep: &[&str], wasm_dir: &Path) -> Re
         set(listener, &["address", "socket_address", "port_value"], Value::from(0))?;
     }
     set(&mut doc, &["admin", "address", "socket_address", "port_value"], Value::from(0))?;
-    let filters = seq_mut(manager(&mut doc)?, &["http_filters"])?;
+    edit_doc(&mut doc, patches, keep, wasm_dir)?;
+    serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string())
+}
+
+/// `text` on its own ports (as shipped: `./x run`), with each filter's
+/// `.wasm` taken from `wasm_dir` and `patches` applied in order.
+pub fn patch(text: &str, patches: &[Patch], wasm_dir: &Path) -> Result<String, String> {
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    edit_doc(&mut doc, patches, &["*"], wasm_dir)?;
+    serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string())
+}
+
+fn edit_doc(doc: &mut Value, patches: &[Patch], keep: &[&str], wasm_dir: &Path) -> Result<(), String> {
+    let filters = seq_mut(manager(doc)?, &["http_filters"])?;
     filters.retain(|f| !is_wasm(f) || keep.contains(&"*") || keep.contains(&name_of(f)));
     for f in filters.iter_mut().filter(|f| is_wasm(f)) {
         let path = ["typed_config", "config", "vm_config", "code", "local", "filename"];
@@ -46,9 +59,9 @@ pub fn edit(text: &str, patches: &[Patch], keep: &[&str], wasm_dir: &Path) -> Re
         set(f, &path, Value::from(moved))?;
     }
     for p in patches {
-        apply(&mut doc, p).map_err(|e| format!("{p:?}: {e}"))?;
+        apply(doc, p).map_err(|e| format!("{p:?}: {e}"))?;
     }
-    serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string())
+    Ok(())
 }
 
 fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {

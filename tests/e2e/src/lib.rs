@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod envoy_config;
 pub mod h2;
 pub mod http;
+pub mod real;
 pub mod recorder;
 pub mod sink;
 pub mod stack;

@@ -1,14 +1,23 @@
-//! Stand-in backends for the router and health tests: each answers every
-//! request with `200` and its own name, and records what reached it
+//! Recording taps for the router, health and streaming tests: a tap sits in
+//! front of a real daemon, passes each request on to it and the answer back
+//! (with an `X-Recorder: <name>` header), and records what reached it
 //! (method, target, headers), so a test can prove where a request went and
 //! that nothing else got it. One can be stopped (connection refused, open
-//! connections closed) and started again on the same port.
+//! connections closed) and started again on the same port, and one can
+//! break the daemon's answer on purpose ([`Fault`]).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a tap waits for its daemon to start answering. A daemon asked
+/// for content no peer has searches for minutes (Kubo's `cat`, the gateway,
+/// a cluster pin): the tap then answers `504` itself, with `X-Recorder` and
+/// `X-Tap`, so a routing test learns where the request went without the
+/// wait.
+pub const UPSTREAM_FIRST_BYTE: Duration = Duration::from_millis(500);
 
 /// One request as the backend read it.
 #[derive(Debug, Clone)]
@@ -25,8 +34,25 @@ impl Seen {
     }
 }
 
+/// What a tap does to the daemon's answer on its way back: the real bytes,
+/// broken on purpose where a real daemon cannot be made to break them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Passes the answer as it comes.
+    None,
+    /// Passes every byte, in pieces of 1 to 300 bytes a millisecond apart,
+    /// so lines reach Envoy cut at every kind of place.
+    Dribble,
+    /// Passes the first `n` bytes of the answer (head included), then
+    /// closes: a daemon that dies mid-answer.
+    CutAfter(usize),
+}
+
 struct Shared {
     name: String,
+    /// The real daemon behind the tap.
+    upstream: SocketAddr,
+    fault: Fault,
     seen: Mutex<Vec<Seen>>,
     down: AtomicBool,
     /// Bumped on every stop, so connections from before it close.
@@ -39,10 +65,20 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn spawn(name: &str) -> Recorder {
+    /// A pass-through tap in front of the daemon at `upstream`.
+    pub fn tap(name: &str, upstream: SocketAddr) -> Recorder {
+        Self::start(name, upstream, Fault::None)
+    }
+
+    /// A tap that breaks the daemon's answers with `fault`.
+    pub fn faulty_tap(name: &str, upstream: SocketAddr, fault: Fault) -> Recorder {
+        Self::start(name, upstream, fault)
+    }
+
+    fn start(name: &str, upstream: SocketAddr, fault: Fault) -> Recorder {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind recorder");
         let addr = l.local_addr().unwrap();
-        let shared = Arc::new(Shared { name: name.into(), seen: Mutex::new(Vec::new()), down: AtomicBool::new(false), epoch: AtomicU64::new(0) });
+        let shared = Arc::new(Shared { name: name.into(), upstream, fault, seen: Mutex::new(Vec::new()), down: AtomicBool::new(false), epoch: AtomicU64::new(0) });
         serve(l, shared.clone());
         Recorder { addr, shared }
     }
@@ -117,52 +153,108 @@ fn connection(s: TcpStream, shared: &Shared) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut w = s;
+    // One request per connection: each goes on to the daemon on a
+    // connection of its own, closed after the answer (the answer's framing
+    // is then never needed: the daemon closes, the tap closes).
+    let mut line = String::new();
     loop {
-        let mut line = String::new();
-        loop {
-            if shared.epoch.load(Ordering::SeqCst) != epoch {
-                return Ok(());
-            }
-            match r.read_line(&mut line) {
-                Ok(0) => return Ok(()),
-                Ok(_) => break,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        r.get_ref().set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut parts = line.trim_end().splitn(3, ' ');
-        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let length = get("content-length").and_then(|v| v.parse::<u64>().ok());
-        let chunked = length.is_none() && get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
-        // A body cut short is still recorded and answered, as before.
-        let _ = crate::http::copy_body(&mut r, length, chunked, &mut std::io::sink())?;
-        if shared.down.load(Ordering::SeqCst) {
-            // Stopped while the request came in: no answer.
+        if shared.epoch.load(Ordering::SeqCst) != epoch {
             return Ok(());
         }
-        let head = method == "HEAD";
-        shared.seen.lock().unwrap().push(Seen { method, target, headers });
-        let body = format!("{{\"backend\":\"{}\"}}\n", shared.name);
-        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Recorder: {}\r\nContent-Length: {}\r\n\r\n", shared.name, body.len());
-        if !head {
-            out.push_str(&body);
+        match r.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
         }
-        w.write_all(out.as_bytes())?;
-        r.get_ref().set_read_timeout(Some(Duration::from_millis(100)))?;
+    }
+    r.get_ref().set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 {
+            return Ok(());
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let length = get("content-length").and_then(|v| v.parse::<u64>().ok());
+    let chunked = length.is_none() && get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let upstream = shared.upstream;
+    let mut body = Vec::new();
+    let _ = crate::http::copy_body(&mut r, length, chunked, &mut body)?;
+    if shared.down.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut out = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        if !matches!(k.as_str(), "connection" | "keep-alive" | "content-length" | "transfer-encoding" | "te" | "trailer") {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    if length.is_some() || chunked {
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    shared.seen.lock().unwrap().push(Seen { method, target, headers });
+    let mut u = TcpStream::connect_timeout(&upstream, Duration::from_secs(2))?;
+    u.set_read_timeout(Some(UPSTREAM_FIRST_BYTE))?;
+    let mut req = out.into_bytes();
+    req.extend_from_slice(&body);
+    u.write_all(&req)?;
+    let mut ur = BufReader::new(u.try_clone()?);
+    let mut status = String::new();
+    if let Err(e) = ur.read_line(&mut status) {
+        if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+            return Err(e);
+        }
+        // The daemon is still looking (content no peer has): where
+        // the request went is known; say so and stop waiting.
+        let answer = format!("HTTP/1.1 504 Gateway Timeout\r\nX-Recorder: {}\r\nX-Tap: no answer in {UPSTREAM_FIRST_BYTE:?}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", shared.name);
+        w.write_all(answer.as_bytes())?;
+        return Ok(());
+    }
+    u.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut first = status.into_bytes();
+    // A faulty tap stands in for the daemon's own connection: it
+    // adds nothing, so answers compare with the daemon's.
+    if shared.fault == Fault::None {
+        first.extend_from_slice(format!("X-Recorder: {}\r\n", shared.name).as_bytes());
+    }
+    match shared.fault {
+        Fault::None => {
+            w.write_all(&first)?;
+            std::io::copy(&mut ur, &mut w).map(|_| ())
+        }
+        Fault::Dribble => {
+            w.write_all(&first)?;
+            let sizes = [1usize, 7, 13, 64, 300, 2, 29];
+            let mut rest = Vec::new();
+            ur.read_to_end(&mut rest)?;
+            let (mut at, mut i) = (0, 0);
+            while at < rest.len() {
+                let n = sizes[i % sizes.len()].min(rest.len() - at);
+                w.write_all(&rest[at..at + n])?;
+                at += n;
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        }
+        Fault::CutAfter(n) => {
+            let mut all = first;
+            ur.read_to_end(&mut all)?;
+            all.truncate(n);
+            w.write_all(&all)?;
+            let _ = w.shutdown(std::net::Shutdown::Both);
+            Ok(())
+        }
     }
 }

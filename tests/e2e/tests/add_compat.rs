@@ -1,9 +1,11 @@
 //! Every `/api/v0/add` a client can send gets, through the cluster and the
-//! filter, the answer Kubo gives (add-compat.md): compared field by field
-//! with the Kubo stand-in's own answer to the same bytes.
+//! filter, the answer Kubo gives (add-compat.md): the real Kubo and the real
+//! ipfs-cluster (the versions of values.env), the same bytes to peer 0's
+//! Kubo directly and to the cluster proxy through Envoy, compared field by
+//! field.
 
 use e2e::http::{request, Response};
-use e2e::stack::AddStack;
+use e2e::real::RealStack;
 use e2e::upload::{body, content, content_type, Entry};
 
 struct Case {
@@ -80,7 +82,7 @@ fn show(r: &Response) -> String {
 
 #[test]
 fn add_through_the_cluster_answers_as_kubo() {
-    let stack = AddStack::start(None);
+    let stack = RealStack::start(None);
     let mut failures = Vec::new();
     let all = cases();
     for case in &all {
@@ -97,11 +99,11 @@ fn add_through_the_cluster_answers_as_kubo() {
 #[test]
 fn the_unfixed_cluster_is_told_apart() {
     // The same comparison without the filter must fail, or the test above
-    // proves nothing: the stand-ins really differ where add-compat says.
-    let stack = AddStack::start(None);
+    // proves nothing: the real cluster proxy differs where add-compat says.
+    let stack = RealStack::start(None);
     let req = request("POST", "/api/v0/add", Some(&content_type()), &body(&[Entry::File("", b"x")]));
-    let kubo = e2e::http::exchange(stack.kubo.port(), &req).unwrap();
-    let cluster = e2e::http::exchange(stack.cluster.port(), &req).unwrap();
+    let kubo = e2e::http::exchange(stack.kubo(), &req).unwrap();
+    let cluster = e2e::http::exchange(stack.proxy(), &req).unwrap();
     assert_ne!(kubo.semantic(), cluster.semantic());
     let edge = e2e::http::exchange(stack.envoy.port, &req).unwrap();
     assert_eq!(kubo.semantic(), edge.semantic());
@@ -109,27 +111,38 @@ fn the_unfixed_cluster_is_told_apart() {
 
 #[test]
 fn only_hash_is_kubos_answer_and_pins_nothing() {
-    let stack = AddStack::start(None);
+    let stack = RealStack::start(None);
     let data = content(700_000, 9);
+    let mut cids = Vec::new();
     for query in ["?only-hash=true", "?n=1", "?only-hash&progress=1", "?n=t&cid-version=1"] {
         let req = request("POST", &format!("/api/v0/add{query}"), Some(&content_type()), &body(&[Entry::File("x.bin", &data)]));
         let (kubo, edge) = stack.both(&req);
         assert_eq!(kubo.semantic(), edge.semantic(), "{query}");
         assert_eq!(edge.status, 200, "{query}");
+        let last = edge.lines().last().cloned().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{query}: {e}: {last}"));
+        cids.push(v["Hash"].as_str().expect("a Hash").to_string());
     }
-    let pins = stack.cluster_state.pins.lock().unwrap().clone();
-    assert!(pins.is_empty(), "only-hash reached the cluster and pinned {pins:?}");
-    // And a client cannot pick the Kubo route for a normal add.
+    for cid in &cids {
+        assert!(!stack.cluster_pins(cid), "only-hash reached the cluster: {cid} is in its pin set");
+        assert!(!stack.kubo_pins(cid), "only-hash pinned {cid} in Kubo");
+    }
+    // And a client cannot pick the Kubo route for a normal add: it goes to
+    // the cluster and is pinned cluster-wide.
+    let unique = format!("normal add {}", std::process::id()).into_bytes();
+    let upload = body(&[Entry::File("y", &unique)]);
     let req = format!(
         "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-ipfs-edge-backend: kubo\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
         content_type(),
-        body(&[Entry::File("y", b"y")]).len()
+        upload.len()
     );
     let mut req = req.into_bytes();
-    req.extend_from_slice(&body(&[Entry::File("y", b"y")]));
+    req.extend_from_slice(&upload);
     let r = e2e::http::exchange(stack.envoy.port, &req).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(stack.cluster_state.pins.lock().unwrap().len(), 1, "a normal add must go to the cluster and pin");
+    let v: serde_json::Value = serde_json::from_str(r.lines().last().unwrap()).unwrap();
+    let cid = v["Hash"].as_str().unwrap();
+    assert!(stack.cluster_pins(cid), "a normal add must go to the cluster and pin ({cid})");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! The real JavaScript client, kubo-rpc-client (npm), gets the same results
-//! and the same progress callbacks through cluster+filter as from Kubo.
+//! and the same progress callbacks through the real cluster and the filter as
+//! from the real Kubo.
 
 use std::process::Command;
 
-use e2e::stack::AddStack;
+use e2e::real::RealStack;
 
 fn run_client(port: u16) -> serde_json::Value {
     let dir = e2e::repo_root().join("tests/node");
@@ -16,8 +17,8 @@ fn run_client(port: u16) -> serde_json::Value {
 
 #[test]
 fn kubo_rpc_client_cannot_tell_cluster_from_kubo() {
-    let stack = AddStack::start(None);
-    let kubo = run_client(stack.kubo.port());
+    let stack = RealStack::start(None);
+    let kubo = run_client(stack.kubo());
     let edge = run_client(stack.envoy.port);
     // The report must carry real values, or equality proves nothing.
     assert!(kubo["unnamed"]["size"].is_u64(), "{kubo}");
@@ -25,6 +26,6 @@ fn kubo_rpc_client_cannot_tell_cluster_from_kubo() {
     assert!(kubo["error"]["error"].as_str().is_some_and(|e| e.contains("chunker size must be greater than 0")), "{kubo}");
     assert_eq!(kubo, edge, "kubo-rpc-client saw a difference\n[kubo]\n{kubo:#}\n[cluster+filter]\n{edge:#}");
     // Without the filter the client does see the cluster (NaN sizes, empty paths).
-    let bare = run_client(stack.cluster.port());
+    let bare = run_client(stack.proxy());
     assert_ne!(kubo, bare);
 }

@@ -1,7 +1,7 @@
 //! The health filter in a real Envoy (manifests/envoy/envoy.yaml, all three
-//! filters) in front of four recording backends: passive answers that
-//! never touch a backend, agent mode, and active mode with a backend
-//! killed and restarted.
+//! filters) in front of the real daemons of a local cluster peer, through a
+//! recording tap each: passive answers that never touch a backend, agent
+//! mode, and active mode with a backend (its tap) stopped and restarted.
 
 use std::time::{Duration, Instant};
 

@@ -1,13 +1,17 @@
 //! Streaming through the add filter: uploads are never held, events reach
-//! the client while the upload is still going, and a 1 GiB upload arrives
-//! byte for byte.
+//! the client while the upload is still going (the real cluster behind
+//! Envoy), and a 1 GiB upload arrives byte for byte (a digesting sink: the
+//! real cluster cannot say what bytes it received), lines cut across chunks
+//! (a sink that cuts them on purpose).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::sink::{self, Answer};
-use e2e::stack::{envoy_in_front_of, AddStack};
+use e2e::real::RealStack;
+use e2e::recorder::{Fault, Recorder};
+use e2e::stack::envoy_in_front_of;
 use e2e::upload::{body, content, content_type, Entry, BOUNDARY};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +35,7 @@ fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8], within: Dura
 
 #[test]
 fn progress_reaches_the_client_while_the_upload_is_still_going() {
-    let stack = AddStack::start(None);
+    let stack = RealStack::start(None);
     let data = content(4 * 1024 * 1024, 11);
     let body = body(&[Entry::File("live.bin", &data)]);
     let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
@@ -126,8 +130,9 @@ fn events_cut_across_chunks_are_rewritten_whole_and_nothing_is_lost() {
 
 #[test]
 fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
-    let stack = AddStack::start(Some(&format!(r#"{{"server":"kubo/{}","max_upload_bytes":100000}}"#, standins::kubo::KUBO_VERSION)));
-    let big = body(&[Entry::File("big.bin", &content(300_000, 3))]);
+    let stack = RealStack::start(Some(r#"{"max_upload_bytes":100000}"#));
+    let big_data = content(300_000, 3);
+    let big = body(&[Entry::File("big.bin", &big_data)]);
     // Declared too large: refused on the headers, before any body byte is
     // read (a client still sending would see its connection closed).
     let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
@@ -164,5 +169,57 @@ fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
     let small = body(&[Entry::File("small.bin", &content(50_000, 4))]);
     let r = e2e::http::exchange(stack.envoy.port, &e2e::http::request("POST", "/api/v0/add", Some(&content_type()), &small)).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(stack.cluster_state.pins.lock().unwrap().len(), 1, "only the small add may pin");
+    let cid_of = |r: &e2e::http::Response| -> String {
+        let v: serde_json::Value = serde_json::from_str(r.lines().last().expect("an event")).unwrap();
+        v["Hash"].as_str().unwrap().to_string()
+    };
+    assert!(stack.cluster_pins(&cid_of(&r)), "the small add must pin");
+    // The refused one's CID, from Kubo without storing it: never pinned.
+    let hashed = e2e::http::exchange(stack.kubo(), &e2e::http::request("POST", "/api/v0/add?only-hash=true", Some(&content_type()), &big)).unwrap();
+    let big_cid = cid_of(&hashed);
+    assert!(!stack.cluster_pins(&big_cid) && !stack.kubo_pins(&big_cid), "a refused upload was pinned ({big_cid})");
+}
+
+#[test]
+fn the_real_clusters_answer_cut_anywhere_is_rewritten_whole() {
+    // The real cluster's bytes, reaching Envoy in pieces of 1 to 300 bytes:
+    // every event line is cut somewhere, and the answer must still be
+    // Kubo's, byte for byte.
+    let cluster = e2e::real::cluster();
+    let p = &cluster.peers[0];
+    let tap = Recorder::faulty_tap("proxy", p.proxy(), Fault::Dribble);
+    let envoy = envoy_in_front_of(tap.port(), p.ports.kubo_rpc, "{}", true);
+    let big = content(1024 * 1024 + 5, 21);
+    let nested = [Entry::Dir("d"), Entry::File("d/a", b"alpha"), Entry::File("d/sub/b <&>", b"beta"), Entry::File("d/big", &big)];
+    let unnamed = [Entry::File("", &big)];
+    for (query, entries) in [("?progress=true", &unnamed[..]), ("?progress=true&wrap-with-directory=true", &nested[..]), ("?cid-base=base32", &nested[..])] {
+        let req = e2e::http::request("POST", &format!("/api/v0/add{query}"), Some(&content_type()), &body(entries));
+        let kubo = e2e::http::exchange(p.ports.kubo_rpc, &req).unwrap();
+        let edge = e2e::http::exchange(envoy.port, &req).unwrap();
+        assert!(kubo.lines().len() > 3, "{query}: {}", kubo.semantic());
+        assert_eq!(kubo.semantic(), edge.semantic(), "{query}\n{}", envoy.log());
+    }
+    assert_eq!(tap.seen().len(), 3);
+}
+
+#[test]
+fn a_cluster_answer_cut_short_never_looks_complete() {
+    // The cluster proxy dies mid-answer (its bytes stop, the connection
+    // closes): the client must see a broken response, not a shorter
+    // complete one that would pass for a finished add.
+    let cluster = e2e::real::cluster();
+    let p = &cluster.peers[0];
+    let tap = Recorder::faulty_tap("proxy", p.proxy(), Fault::CutAfter(700));
+    let envoy = envoy_in_front_of(tap.port(), p.ports.kubo_rpc, "{}", true);
+    let req = e2e::http::request("POST", "/api/v0/add?progress=true", Some(&content_type()), &body(&[Entry::File("cut.bin", &content(2 * 1024 * 1024, 22))]));
+    let mut s = TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&req).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#""Name":"cut.bin","Bytes":"#), "the answer's start passes: {text}");
+    assert!(e2e::http::parse(&raw).is_none(), "a cut answer came out complete:\n{text}");
+    assert!(!text.contains("\"Hash\""), "{text}");
 }

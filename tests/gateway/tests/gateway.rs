@@ -35,7 +35,7 @@ struct World {
     /// What Envoy Gateway reads: the rendered Gateway API and Envoy Gateway objects with
     /// Backends and the test certificate's Secret.
     objects: Vec<Value>,
-    /// Recording backends by the router's names (gateway, proxy, kubo, rest).
+    /// Recording taps in front of the real daemons, by the router's names (gateway, proxy, kubo, rest).
     backends: BTreeMap<String, Recorder>,
     files: FileServer,
     ca: Vec<u8>,
@@ -57,10 +57,18 @@ fn world() -> &'static World {
         let dir = std::env::temp_dir().join(format!("edge-gateway-render-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let rendered = render::render(DOMAIN, &dir.join("rendered"));
-        let mut backends = BTreeMap::new();
-        for r in ["gateway", "proxy", "kubo", "rest"] {
-            backends.insert(r.to_string(), Recorder::spawn(r));
-        }
+        // Peer 0 of a local cluster of the real daemons, a recording tap in front of each
+        // of its four (started inside this binary's network namespace, as Envoy is).
+        let p = &e2e::real::cluster().peers[0];
+        let backends: BTreeMap<String, Recorder> = [
+            ("gateway", p.gateway()),
+            ("proxy", p.proxy()),
+            ("kubo", p.kubo_rpc()),
+            ("rest", p.rest()),
+        ]
+        .into_iter()
+        .map(|(r, upstream)| (r.to_string(), Recorder::tap(r, upstream)))
+        .collect();
         let eg_objects = render::for_envoy_gateway(&rendered);
         let mut objects = render::with_backends(&eg_objects, &|sp| role(sp).map(|r| backends[r].addr));
         let (secrets, ca) = render::tls_secrets(&objects, &dir);
