@@ -25,6 +25,7 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
     match target {
         "multipart" => multipart(),
         "add_lines" => add_lines(),
+        "add_flow" => add_flow(),
         "add_query" => add_query(),
         "router" => router(),
         "plugin_config" => plugin_config(),
@@ -115,6 +116,37 @@ fn add_lines() -> Vec<Vec<u8>> {
         LinesInput::encode(4 | 0x50, 255, &[], format!("{named}{unnamed}").as_bytes()),
         LinesInput::encode(0, 0, &[], foreign.as_bytes()),
         LinesInput::encode(8, 2, &[(false, "f.bin")], format!("{named}{}", &named[..20]).as_bytes()),
+    ]
+}
+
+fn add_flow() -> Vec<Vec<u8>> {
+    let dir_upload = [
+        &b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d\"\r\nContent-Type: application/x-directory\r\n\r\n"[..],
+        b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d%2Fa\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+        b"hello\r\n--XyZ--\r\n",
+    ]
+    .concat();
+    let dir_answer = format!(
+        "{{\"Name\":\"a\",\"Bytes\":5}}\n{{\"Name\":\"d/a\",\"Hash\":\"{V0}\",\"Size\":\"13\"}}\n{{\"Name\":\"d\",\"Hash\":\"{V0_DIR}\"}}\n"
+    );
+    let unnamed_upload = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nhello\r\n--XyZ--\r\n".to_vec();
+    let unnamed_answer = format!("{{\"Name\":\"\",\"Hash\":\"{V0}\",\"Size\":\"13\"}}\n");
+    let ct = "content-type: multipart/form-data; boundary=XyZ";
+    let seed = |head: &str, upload: &[u8], answer: &str| {
+        let mut v = format!("{head}\n\n").into_bytes();
+        v.extend_from_slice(upload);
+        v.extend_from_slice(b"\n===\n");
+        v.extend_from_slice(answer.as_bytes());
+        v
+    };
+    vec![
+        seed(&format!("path: /api/v0/add?progress=true\n{ct}\nmark: proxy"), &dir_upload, &dir_answer),
+        seed(&format!("path: /api/v0/add?w=1&cid-base=base32\n{ct}\nmark: kubo"), &unnamed_upload, &unnamed_answer),
+        seed(&format!("path: /api/v0/add\n{ct}\ncontent-length: 60\nlimit: 100"), &unnamed_upload, &unnamed_answer),
+        seed(&format!("path: /api/v0/add?n=1\n{ct}\nlimit: 10"), &unnamed_upload, ""),
+        seed(&format!("path: /api/v0/add?progress=1\n{ct}\nlimit: 40\nmax-line: 0"), &dir_upload, &dir_answer),
+        seed(&format!("path: /api/v0/add\n{ct}"), b"--XyZ\r\nbroken\r\n\r\n\r\n--XyZ--\r\n", ""),
+        seed(&format!("path: /api/v0/add\n{ct}"), b"--XyZ--\r\n", ""),
     ]
 }
 
