@@ -11,7 +11,7 @@ pub fn parse<T: DeserializeOwned + Default>(filter: &str, input: &[u8]) -> Resul
         return Ok(T::default());
     }
     let de = &mut serde_json::Deserializer::from_slice(input);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         // "." is the root object, "?" a syntax error before any key.
         if matches!(path.as_str(), "." | "?" | "") {
@@ -19,7 +19,11 @@ pub fn parse<T: DeserializeOwned + Default>(filter: &str, input: &[u8]) -> Resul
         } else {
             format!("{filter} configuration key `{path}`: {}", e.inner())
         }
-    })
+    })?;
+    // Only whitespace may follow the object: a second object or stray text
+    // would otherwise be dropped without a word.
+    de.end().map_err(|e| format!("{filter} configuration: {e}"))?;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ enum State {
     /// Not an add through the cluster: nothing to do.
     #[default]
     Untouched,
+    /// An only-hash add sent on to Kubo: only its size is watched (bytes
+    /// so far), for `max_upload_bytes`.
+    Counting(u64),
     Rewriting(Box<Rewrite>),
 }
 
@@ -142,6 +145,7 @@ impl AddFlow {
                 if config.only_hash_backend.is_empty() {
                     return OnRequestHeaders::Reply(Reply::only_hash_refused());
                 }
+                self.state = State::Counting(0);
                 OnRequestHeaders::Forward(Forward { drop_mark, mark: Some(config.only_hash_backend.clone()), path: None })
             }
             Destination::Cluster { path: new_path, request } => {
@@ -173,9 +177,19 @@ impl AddFlow {
         end_of_stream: bool,
         read: impl FnOnce() -> Vec<u8>,
     ) -> OnRequestBody {
-        let State::Rewriting(rw) = &mut self.state else { return OnRequestBody::Continue };
-        rw.uploaded = rw.uploaded.saturating_add(size as u64);
         let limit = config.max_upload_bytes;
+        let rw = match &mut self.state {
+            State::Untouched => return OnRequestBody::Continue,
+            State::Counting(uploaded) => {
+                *uploaded = uploaded.saturating_add(size as u64);
+                if limit > 0 && *uploaded > limit {
+                    return OnRequestBody::Reply(Reply::upload_too_large(limit));
+                }
+                return OnRequestBody::Continue;
+            }
+            State::Rewriting(rw) => rw,
+        };
+        rw.uploaded = rw.uploaded.saturating_add(size as u64);
         if limit > 0 && rw.uploaded > limit {
             // A chunked upload without Content-Length: cut where it passes
             // the limit.
@@ -253,7 +267,7 @@ impl AddFlow {
     pub fn on_response_trailers(&mut self) -> Vec<u8> {
         match &mut self.state {
             State::Rewriting(rw) => rw.cutter.take_carry(),
-            State::Untouched => Vec::new(),
+            State::Untouched | State::Counting(_) => Vec::new(),
         }
     }
 }
