@@ -255,6 +255,17 @@ pub fn wasm_sources(objects: &[Value]) -> Vec<(String, String, String)> {
     out
 }
 
+/// The same for the policies attached to the Gateway listener `section` (by `sectionName`).
+pub fn wasm_sources_on(objects: &[Value], section: &str) -> Vec<(String, String, String)> {
+    let on: Vec<Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "EnvoyExtensionPolicy")
+        .filter(|p| p["spec"]["targetRefs"].as_array().into_iter().flatten().any(|t| t["sectionName"] == section))
+        .cloned()
+        .collect();
+    wasm_sources(&on)
+}
+
 /// Writes the objects as one YAML stream (what the File provider watches).
 pub fn write_stream(objects: &[Value], path: &Path) {
     let mut text = String::new();

@@ -303,12 +303,17 @@ fn wasm_fetched_and_pinned() -> Result<(), Failed> {
         let path = format!("/{}", url.rsplit('/').next().unwrap());
         check(served.get(&path).copied().unwrap_or(0) >= 1, || format!("{name}: {path} never fetched from the filter server; served: {served:?}"))?;
     }
-    let chain = wasm_chain(&eg.config_dump(), render::port("PORT_HTTPS"));
-    // The filters in the policy's order, each pinned to the rendered SHA-256, fetched by
-    // Envoy from Envoy Gateway's cache (not from the filter server).
-    let want: Vec<&str> = sources.iter().map(|(_, _, s)| s.as_str()).collect();
-    let got: Vec<&str> = chain.iter().map(|(_, _, s, _)| s.as_str()).collect();
-    check(got == want, || format!("Wasm filters on the HTTPS listener {chain:#?}, want the policy's order {sources:#?}"))?;
+    // On each listener the filters of the policy attached to it, in the policy's order, each
+    // pinned to the rendered SHA-256, fetched by Envoy from Envoy Gateway's cache (not from
+    // the filter server): all three on HTTPS, health alone on HTTP (where cert-manager's
+    // HTTP-01 solver must be reached without the router).
+    for (section, port) in [("https", "PORT_HTTPS"), ("http", "PORT_HTTP")] {
+        let chain = wasm_chain(&eg.config_dump(), render::port(port));
+        let on = render::wasm_sources_on(&w.rendered, section);
+        let want: Vec<&str> = on.iter().map(|(_, _, s)| s.as_str()).collect();
+        let got: Vec<&str> = chain.iter().map(|(_, _, s, _)| s.as_str()).collect();
+        check(!want.is_empty() && got == want, || format!("Wasm filters on the {section} listener {chain:#?}, want its policy's order {on:#?}"))?;
+    }
     for (n, _, _, uri) in &chain {
         check(uri.contains(EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
     }
@@ -353,8 +358,11 @@ fn routes_and_refusals() -> Result<(), Failed> {
             for (k, v) in &cases.iter().find(|(r, _, _)| r.target == req.target).unwrap().0.headers {
                 req = req.header(k, v);
             }
+            // What the real daemon answers a routed request depends on what it holds (a
+            // CID no peer has: the tap's own 504; a DNSLink name: 500 without DNS here); what
+            // the edge decides is where it went, and the status of every refusal.
             match send(&req) {
-                Ok((s, b, _)) if s == *st && b == *want => {}
+                Ok((s, b, _)) if b == *want && (*want != "none" || s == *st) => {}
                 Ok((s, b, body)) => bad.push(format!("{proto:?} {} {}: {s} via {b} (want {st} via {want}) {body}", req.method, req.target)),
                 Err(e) => bad.push(format!("{proto:?} {} {}: {e}", req.method, req.target)),
             }
@@ -409,7 +417,7 @@ fn rate_limit_on_the_api_routes() -> Result<(), Failed> {
     check(ok <= limit, || format!("{ok} passed"))?;
     // The gateway route has no limit.
     let (st, b, _) = send(&Req::new("GET", &format!("/ipfs/{CID0}")))?;
-    check(st == 200 && b == "gateway", || format!("gateway after the API limit: {st} via {b}"))
+    check(st != 429 && b == "gateway", || format!("gateway after the API limit: {st} via {b}"))
 }
 
 // ---- a broken code source
@@ -531,13 +539,6 @@ fn generated_facts(dump: &Value) -> gateway::compare::Facts {
 /// envoy.yaml, value generated, why). Values must match exactly; any other difference fails,
 /// and so does an entry that no longer matches anything (a fixed gap must leave the list).
 const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
-    // Gaps of the templates, reported, not fixed here (timeouts are another branch's work):
-    // every non-add route gets Envoy's default 15 s request timeout, so a download (gateway
-    // read, cat, get, dag/export) or a pin taking longer is cut on a cluster; envoy.yaml
-    // disables it on those routes.
-    ("route gateway ", "to gateway, timeout none", "to gateway, timeout 15s", "GAP: templates set no timeout on gateway routes"),
-    ("route proxy ", "to proxy, timeout none", "to proxy, timeout 15s", "GAP: templates set no timeout on non-add proxy routes"),
-    ("route kubo ", "to kubo, timeout none", "to kubo, timeout 15s", "GAP: templates set no timeout on non-add kubo routes"),
     // Envoy Gateway has no field for Envoy's Wasm failure_policy: a crashed VM is not
     // reloaded on a cluster (FAIL_RELOAD in envoy.yaml).
     ("wasm:health failure_policy", "FAIL_RELOAD", "FAIL_CLOSED (default)", "GAP: no failure_policy in EnvoyExtensionPolicy"),
@@ -545,9 +546,9 @@ const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
     ("wasm:add_response failure_policy", "FAIL_RELOAD", "FAIL_CLOSED (default)", "GAP: no failure_policy in EnvoyExtensionPolicy"),
     // On purpose.
     ("wasm:health fail_open", "false", "true", "the policy lets requests pass a broken health filter (failOpen)"),
-    ("route health ", "answer 200", "to gateway, path rewritten to /ipfs/bafkqaaa, timeout 15s", "templates: a passed-on probe reads the empty block from Kubo (200 = Kubo serves); envoy.yaml answers itself"),
-    ("route (none) ", "answer 403", "to gateway, timeout 15s", "templates: an unmarked request gets the read-only gateway; envoy.yaml refuses it"),
-    ("route other ", "answer 403", "to gateway, timeout 15s", "the same for a mark no route knows"),
+    ("route health ", "answer 200", "to gateway, path rewritten to /ipfs/bafkqaaa, timeout 5s", "templates: a passed-on probe reads the empty block from Kubo (200 = Kubo serves), within a probe's 5 s; envoy.yaml answers itself"),
+    ("route (none) ", "answer 403", "answer 500", "both refuse an unmarked request; a Gateway API rule without a backend answers 500 on every implementation, envoy.yaml's direct answer is 403"),
+    ("route other ", "answer 403", "answer 500", "the same for a mark no route knows"),
     ("wasm:health configuration", r#"{"paths": ["/"], "answer": "all"}"#, "{}", "the render's FILTER_CONFIG_HEALTH; envoy.yaml spells the defaults out"),
     ("wasm:router configuration", r#"{"preset": "read-only"}"#, "{}", "the render's FILTER_CONFIG_ROUTER; envoy.yaml spells the default out"),
     ("wasm:add_response configuration", "{}", r#"{"max_upload_bytes":10737418240,"server":"kubo/0.42.0"}"#, "the deployer adds server and max_upload_bytes from values.env"),
