@@ -1,8 +1,9 @@
 //! Templates + values -> the objects, in apply order. No cluster needed.
 
+use crate::config::Plan;
 use crate::errors::Error;
 use crate::identity::Generated;
-use crate::template::{substitute, Mesh, Scope, Step, TEMPLATES};
+use crate::template::{substitute, Scope, Step, TEMPLATES};
 use crate::values::Values;
 use base64::Engine as _;
 use serde_json::Value;
@@ -46,10 +47,9 @@ impl Filters {
     }
 }
 
-/// Everything a render needs beyond the values.
+/// Everything a render needs.
 pub struct Input<'a> {
-    pub values: Values,
-    pub mesh: Mesh,
+    pub plan: &'a Plan,
     pub generated: &'a Generated,
     pub filters: &'a Filters,
     /// Pod name -> its public swarm multiaddrs (known once the swarm Services have addresses).
@@ -66,24 +66,44 @@ impl Object {
     pub fn kind(&self) -> &str {
         self.value["kind"].as_str().unwrap_or_default()
     }
+    #[cfg(test)]
     pub fn api_version(&self) -> &str {
         self.value["apiVersion"].as_str().unwrap_or_default()
     }
     pub fn name(&self) -> &str {
         self.value["metadata"]["name"].as_str().unwrap_or_default()
     }
-    pub fn namespace(&self) -> Option<&str> {
-        self.value["metadata"]["namespace"].as_str()
-    }
     /// `Kind/name`, for messages.
+    #[cfg(test)]
     pub fn display(&self) -> String {
         format!("{}/{}", self.kind(), self.name())
     }
 }
 
+/// The plan as template values: values.env's defaults with the plan's settings over them.
+/// The only place the plan becomes strings.
+fn template_values(p: &Plan) -> Values {
+    let mut v = Values::defaults();
+    v.set("NAME", &p.name);
+    v.set("NAMESPACE", &p.namespace);
+    v.set("DOMAIN", &p.domain);
+    v.set("ACME_EMAIL", &p.acme_email);
+    v.set("ACME_SERVER", &p.acme_server);
+    v.set("REPLICAS", p.replicas.to_string());
+    v.set("STORAGE_CLASS", &p.storage_class);
+    v.set("KUBO_STORAGE_SIZE", &p.kubo_storage_size);
+    v.set("CLUSTER_STORAGE_SIZE", &p.cluster_storage_size);
+    v.set("KUBO_IMAGE", &p.kubo_image);
+    v.set("CLUSTER_IMAGE", &p.cluster_image);
+    v.set("GATEWAY_CLASS", &p.gateway_class);
+    v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
+    v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
+    v
+}
+
 pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
-    let mut values = input.values.clone();
-    let replicas: u32 = values.req("REPLICAS").parse().map_err(|_| Error::Usage("REPLICAS".into()))?;
+    let mut values = template_values(input.plan);
+    let replicas = input.plan.replicas;
     values.set("CLUSTER_SECRET", input.generated.cluster_secret.clone());
     values.set("PEER_IDENTITIES", input.generated.identities_json().to_string());
     let announce: BTreeMap<&String, String> =
@@ -104,22 +124,11 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
-    // Kubo's version lives only in KUBO_IMAGE: the `Server` header add_response writes must
-    // name the Kubo that actually runs. The upload limit lives in MAX_UPLOAD_BYTES.
-    let mut cfg: serde_json::Map<String, Value> =
-        serde_json::from_str(values.req("FILTER_CONFIG_ADD_RESPONSE")).expect("checked above");
-    if let Some(version) = kubo_version(values.req("KUBO_IMAGE")) {
-        cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
-    }
-    let limit: u64 = values
-        .req("MAX_UPLOAD_BYTES")
-        .parse()
-        .map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
-    cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
-    values.set("FILTER_CONFIG_ADD_RESPONSE", Value::Object(cfg).to_string());
+    let cfg = add_response_config(values.req("FILTER_CONFIG_ADD_RESPONSE"), &input.plan.kubo_image, values.req("MAX_UPLOAD_BYTES"))?;
+    values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
 
     let mut out = Vec::new();
-    for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.mesh)) {
+    for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.plan.mesh)) {
         let mut instances = Vec::new();
         match t.scope {
             Scope::Once => instances.push(values.clone()),
@@ -151,6 +160,21 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         }
     }
     Ok(out)
+}
+
+/// add_response's configuration: Kubo's version lives only in KUBO_IMAGE (the `Server`
+/// header add_response writes must name the Kubo that actually runs), the upload limit in
+/// MAX_UPLOAD_BYTES; keys set in the configuration itself win.
+fn add_response_config(base: &str, kubo_image: &str, max_upload: &str) -> Result<Value, Error> {
+    let mut cfg: serde_json::Map<String, Value> = serde_json::from_str(base)
+        .map_err(|_| Error::Usage("FILTER_CONFIG_ADD_RESPONSE must be a JSON object".into()))?;
+    if let Some(version) = kubo_version(kubo_image) {
+        cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
+    }
+    let limit: u64 =
+        max_upload.parse().map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
+    cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
+    Ok(Value::Object(cfg))
 }
 
 /// The version in a Kubo image's tag without its `v` (`…/kubo:v0.42.0@sha256:…` -> `0.42.0`);
@@ -246,6 +270,7 @@ pub fn write_dir(objects: &[Object], dir: &Path) -> Result<Vec<std::path::PathBu
 pub mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::template::Mesh;
 
     /// Small stand-in modules: the real filters are built by another crate for wasm32.
     pub fn fake_filters() -> Filters {
@@ -253,13 +278,11 @@ pub mod tests {
     }
 
     pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
-        let settings = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() };
-        let (values, mesh) = settings.resolve().unwrap();
+        let plan = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap();
         let mut generated = Generated::default();
         generated.ensure(replicas);
         let filters = fake_filters();
-        render(&Input { values, mesh, generated: &generated, filters: &filters, announce: BTreeMap::new() })
-            .unwrap()
+        render(&Input { plan: &plan, generated: &generated, filters: &filters, announce: BTreeMap::new() }).unwrap()
     }
 
     fn find<'a>(objs: &'a [Object], kind: &str, name: &str) -> &'a Value {
@@ -384,14 +407,13 @@ pub mod tests {
 
     #[test]
     fn announce_addresses_change_the_pod_template() {
-        let settings = Settings::default();
-        let (values, mesh) = settings.resolve().unwrap();
+        let plan = Settings::default().plan().unwrap();
         let mut g = Generated::default();
         g.ensure(3);
         let f = fake_filters();
-        let a = render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap();
+        let a = render(&Input { plan: &plan, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap();
         let announce = BTreeMap::from([("ipfs-cluster-0".to_string(), vec!["/ip4/203.0.113.7/tcp/4001".to_string()])]);
-        let b = render(&Input { values, mesh, generated: &g, filters: &f, announce }).unwrap();
+        let b = render(&Input { plan: &plan, generated: &g, filters: &f, announce }).unwrap();
         let ann = |o: &[Object]| find(o, "StatefulSet", "ipfs-cluster")["spec"]["template"]["metadata"]["annotations"].clone();
         assert_ne!(ann(&a), ann(&b));
         let cm = find(&b, "ConfigMap", "ipfs-cluster-announce");
@@ -420,23 +442,26 @@ pub mod tests {
             };
             assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0", "max_upload_bytes": 10737418240u64}), "{}", mesh.as_str());
         }
-        let (mut values, mesh) = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.resolve().unwrap();
-        values.set("FILTER_CONFIG_ADD_RESPONSE", r#"{"max_line_bytes":1024}"#);
+        let plan = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.plan().unwrap();
         let mut g = Generated::default();
         g.ensure(1);
-        let objs = render(&Input { values, mesh, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
         let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
         let w = p["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "add_response").unwrap().clone();
-        assert_eq!(w["config"], serde_json::json!({"max_line_bytes": 1024, "server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
+        assert_eq!(w["config"], serde_json::json!({"server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
+        // Keys of the configuration itself win.
+        let cfg = add_response_config(r#"{"max_line_bytes":1024,"server":"x"}"#, "ipfs/kubo:v0.41.1", "5").unwrap();
+        assert_eq!(cfg, serde_json::json!({"max_line_bytes": 1024, "server": "x", "max_upload_bytes": 5}));
+        assert!(add_response_config("[]", "k", "5").is_err());
     }
 
     #[test]
     fn rendering_is_deterministic_for_the_same_inputs() {
-        let (values, mesh) = Settings::default().resolve().unwrap();
+        let plan = Settings::default().plan().unwrap();
         let mut g = Generated::default();
         g.ensure(3);
         let f = fake_filters();
-        let r = || to_yaml(&render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap());
+        let r = || to_yaml(&render(&Input { plan: &plan, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap());
         assert_eq!(r(), r());
     }
 }

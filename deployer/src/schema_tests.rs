@@ -15,7 +15,7 @@ use std::process::Command;
 const BUILT_IN_GROUPS: [&str; 3] = ["", "apps", "policy"];
 
 fn is_built_in(o: &Object) -> bool {
-    BUILT_IN_GROUPS.contains(&crate::cluster::split_api_version(o.api_version()).0)
+    BUILT_IN_GROUPS.contains(&crate::k8s::split_api_version(o.api_version()).0)
 }
 
 fn kubernetes_validate() -> PathBuf {
@@ -138,7 +138,7 @@ fn custom_resources_match_their_crds() {
         let customs: Vec<Object> = sample(mesh, 3).into_iter().filter(|o| !is_built_in(o)).collect();
         assert!(customs.len() >= 6, "{}: too few custom resources", mesh.as_str());
         for o in &customs {
-            let (group, version) = crate::cluster::split_api_version(o.api_version());
+            let (group, version) = crate::k8s::split_api_version(o.api_version());
             let key = (group.to_string(), version.to_string(), o.kind().to_string());
             let mut schema = crds
                 .get(&key)

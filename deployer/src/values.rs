@@ -45,10 +45,6 @@ impl Values {
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.0.insert(key.to_string(), value.into());
     }
-
-    pub fn port(&self, key: &str) -> u16 {
-        self.req(key).parse().unwrap_or_else(|_| panic!("{key} is not a port"))
-    }
 }
 
 pub fn is_key(key: &str) -> bool {
@@ -68,7 +64,7 @@ mod tests {
         assert_eq!(v.req("ENVOY_GATEWAY_VERSION"), "v1.9.0");
         assert_eq!(v.req("CERT_MANAGER_VERSION"), "v1.21.1");
         assert_eq!(v.req("KUBERNETES_SCHEMA_VERSION"), "1.33.0");
-        assert_eq!(v.port("PORT_SWARM"), 4001);
+        assert_eq!(v.req("PORT_SWARM"), "4001");
         assert_eq!(v.req("STORAGE_CLASS"), "");
     }
 

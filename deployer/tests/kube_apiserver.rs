@@ -271,3 +271,95 @@ async fn a_user_without_rights_gets_the_forbidden_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot list deployments.apps"), "{err}");
 }
+
+/// A deployer command with its own arguments only (no helper defaults such as --timeout).
+fn run_bare(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
+    let e = env();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    c.arg("--kubeconfig").arg(kubeconfig).args(["--namespace", ns, "--domain", "ipfs.example.test"]);
+    c.arg("--filters-dir").arg(e.filters.path()).args(args);
+    if args.first() == Some(&"up") {
+        c.arg("--bundle").arg(e.bundle.path());
+    }
+    let out = c.output().expect("deployer runs");
+    eprintln!("$ deployer {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+async fn namespace(c: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+    let body: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    api.create(&Default::default(), &body).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_refused_midway_is_forbidden_not_unreachable() {
+    let s = support::server();
+    let ns = "t-partial";
+    let c = support::client(&s.admin()).await;
+    namespace(&c, ns).await;
+    // `nobody` may read secrets and StatefulSets here, but not list Services.
+    let rbac = |kind: &str, body: serde_json::Value| {
+        let c = c.clone();
+        let kind = kind.to_string();
+        async move {
+            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", &kind));
+            let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+            api.create(&Default::default(), &serde_json::from_value(body).unwrap()).await.unwrap();
+        }
+    };
+    rbac("Role", serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "some"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+                  {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]}]})).await;
+    rbac("RoleBinding", serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "some"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "some"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "nobody"}]})).await;
+    let out = run_bare(&s.nobody(), ns, &["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("cannot list services in namespace t-partial"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kind_not_served_is_exit_7_before_anything_is_written() {
+    let s = support::server();
+    let ns = "t-istio";
+    // No Istio on this server: WasmPlugin is not served.
+    let out = run_bare(&s.admin(), ns, &["up", "--mesh", "istio", "--timeout", "90"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("does not serve WasmPlugin") && err.contains("install Istio"), "{err}");
+    let c = support::client(&s.admin()).await;
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c);
+    assert!(nss.get_opt(ns).await.unwrap().is_none(), "written before the kinds were checked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_that_runs_out_is_exit_8() {
+    let s = support::server();
+    let ns = "t-timeout";
+    support::paused().lock().unwrap().insert(ns.into());
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--timeout", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("timed out after 3s waiting for"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_the_server_refuses_is_exit_9() {
+    let s = support::server();
+    let ns = "t-refused";
+    let c = support::client(&s.admin()).await;
+    namespace(&c, ns).await;
+    // A Service by the headless Service's name with a cluster IP: the IP is immutable, so
+    // applying `clusterIP: None` over it is refused (422).
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    let body: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "ipfs-cluster-peers"},
+        "spec": {"ports": [{"port": 9096}]}}))
+    .unwrap();
+    svcs.create(&Default::default(), &body).await.unwrap();
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--timeout", "90"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(err.contains("the API server refused applying Service/ipfs-cluster-peers"), "{err}");
+}

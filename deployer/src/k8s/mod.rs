@@ -1,18 +1,28 @@
-//! The connection to the cluster: kubeconfig/context, discovery, and API errors turned into
-//! errors a user can act on.
+//! The Kubernetes layer: the connection (kubeconfig, context, discovery), the one
+//! server-side apply path (`apply`), reads (`read`), waits (`wait`), and the one mapping of
+//! `kube::Error` to the deployer's errors (`error`). Nothing here knows the deployer's
+//! commands or objects; the commands above call down into it, never the other way.
+//!
+//! Named `k8s` rather than `kube` so that `kube::` always means the kube crate.
+
+pub mod apply;
+pub mod error;
+pub mod noop;
+pub mod read;
+pub mod wait;
 
 use crate::errors::Error;
-use crate::render::Object;
 use kube::api::{Api, DynamicObject};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::Client;
+use serde_json::Value;
 use std::path::PathBuf;
 
 /// API groups the objects use: discovery asks only for these (fewer requests than a full
-/// discovery, and it works on servers without aggregated discovery). Step 1 discovers the
-/// release manifests' groups itself.
+/// discovery, and it works on servers without aggregated discovery). Step 1 adds the
+/// release manifests' groups with `discover_more`.
 pub const GROUPS: &[&str] = &[
     "",
     "apps",
@@ -36,6 +46,8 @@ pub struct Target {
 pub struct Cluster {
     pub client: Client,
     pub discovery: Discovery,
+    /// Groups discovered (GROUPS and any added by `discover_more`).
+    groups: Vec<String>,
     pub server: String,
     pub context: String,
 }
@@ -60,57 +72,59 @@ impl Cluster {
             .map_err(|e| Error::Kubeconfig(e.to_string()))?;
         let server = config.cluster_url.to_string();
         let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
-        let unreachable = |reason: String| Error::Unreachable {
-            server: server.clone(),
-            context: context.clone(),
-            reason,
+        let mut cl = Cluster {
+            client: client.clone(),
+            discovery: Discovery::new(client),
+            groups: GROUPS.iter().map(|g| g.to_string()).collect(),
+            server,
+            context,
         };
-        let discovery = Discovery::new(client.clone())
-            .filter(GROUPS)
-            .run()
-            .await
-            .map_err(|e| match api_status(&e) {
-                Some((403, msg)) => Error::Forbidden {
-                    verb: "list".into(),
-                    resource: "API groups (discovery)".into(),
-                    ns: String::new(),
-                    message: msg,
-                },
-                Some((401, msg)) => Error::Kubeconfig(format!("the server rejected the credentials: {msg}")),
-                _ => unreachable(e.to_string()),
-            })?;
-        Ok(Cluster { client, discovery, server, context })
+        cl.rediscover().await?;
+        Ok(cl)
     }
 
-    /// Discovery again, after step 1 installed CRDs.
+    /// Discovery again (after step 1 installed CRDs).
     pub async fn rediscover(&mut self) -> Result<(), Error> {
-        self.discovery = Discovery::new(self.client.clone()).filter(GROUPS).run().await.map_err(|e| Error::Unreachable {
-            server: self.server.clone(),
-            context: self.context.clone(),
-            reason: e.to_string(),
-        })?;
+        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        self.discovery = Discovery::new(self.client.clone())
+            .filter(&groups)
+            .run()
+            .await
+            .map_err(|e| self.error(e, &error::Call::discovery()))?;
         Ok(())
     }
 
+    /// Adds API groups to discovery (a release manifest's own) and discovers again.
+    pub async fn discover_more(&mut self, groups: &[&str]) -> Result<(), Error> {
+        for g in groups {
+            if !self.groups.iter().any(|x| x == g) {
+                self.groups.push(g.to_string());
+            }
+        }
+        self.rediscover().await
+    }
+
     /// The API of an object's kind, or what to install when the cluster does not serve it.
-    pub fn resolve(&self, o: &Object) -> Result<(ApiResource, ApiCapabilities), Error> {
-        let (group, version) = split_api_version(o.api_version());
-        let gvk = GroupVersionKind::gvk(group, version, o.kind());
-        if let Some(found) = self.discovery.resolve_gvk(&gvk) {
+    pub fn resolve(&self, o: &Value) -> Result<(ApiResource, ApiCapabilities), Error> {
+        let api_version = o["apiVersion"].as_str().unwrap_or_default();
+        let kind = o["kind"].as_str().unwrap_or_default();
+        let (group, version) = split_api_version(api_version);
+        if let Some(found) = self.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind)) {
             return Ok(found);
         }
         // Clusters before 1.21 serve PodDisruptionBudget only as policy/v1beta1, with the same
         // fields for what the template sets (maxUnavailable, selector).
-        if o.kind() == "PodDisruptionBudget" {
-            if let Some(found) = self.discovery.resolve_gvk(&GroupVersionKind::gvk("policy", "v1beta1", o.kind())) {
+        if kind == "PodDisruptionBudget" {
+            if let Some(found) = self.discovery.resolve_gvk(&GroupVersionKind::gvk("policy", "v1beta1", kind)) {
                 return Ok(found);
             }
         }
-        Err(Error::CrdMissing {
-            kind: o.kind().to_string(),
-            api_version: o.api_version().to_string(),
-            hint: install_hint(group),
-        })
+        Err(Error::CrdMissing { kind: kind.to_string(), api_version: api_version.to_string(), hint: install_hint(group) })
+    }
+
+    /// Whether the cluster serves a kind.
+    pub fn serves(&self, group: &str, version: &str, kind: &str) -> Option<ApiResource> {
+        self.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind)).map(|(ar, _)| ar)
     }
 
     pub fn api(&self, ar: &ApiResource, caps: &ApiCapabilities, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -118,6 +132,11 @@ impl Cluster {
             (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, ar),
             _ => Api::all_with(self.client.clone(), ar),
         }
+    }
+
+    /// The one mapping of a failed call to an error a user can act on (`error::map`).
+    pub fn error(&self, e: kube::Error, call: &error::Call) -> Error {
+        error::map(&self.server, &self.context, e, call)
     }
 }
 
@@ -141,22 +160,7 @@ fn install_hint(group: &str) -> String {
     }
 }
 
-/// The HTTP status code and message of an API error, if it is one.
-pub fn api_status(e: &kube::Error) -> Option<(u16, String)> {
-    match e {
-        kube::Error::Api(s) => Some((s.code, s.message.clone())),
-        _ => None,
-    }
-}
-
-/// Maps a failed call on `resource` to an actionable error.
-pub fn call_error(cl: &Cluster, e: kube::Error, verb: &str, ar: &ApiResource, ns: Option<&str>, what: &str) -> Error {
-    let resource = if ar.group.is_empty() { ar.plural.clone() } else { format!("{}.{}", ar.plural, ar.group) };
-    let ns = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-    match api_status(&e) {
-        Some((403, message)) => Error::Forbidden { verb: verb.into(), resource, ns, message },
-        Some((401, message)) => Error::Kubeconfig(format!("the server rejected the credentials: {message}")),
-        Some((_, message)) => Error::Rejected { what: what.into(), message },
-        None => Error::Unreachable { server: cl.server.clone(), context: cl.context.clone(), reason: e.to_string() },
-    }
+/// `Kind/name` of an object, for messages.
+pub fn display(o: &Value) -> String {
+    format!("{}/{}", o["kind"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default())
 }
