@@ -89,6 +89,14 @@ pub struct Settings {
     /// Requests per minute per client address on the RPC and REST routes.
     #[arg(long, global = true)]
     pub rate_limit_per_minute: Option<u32>,
+    /// The router filter's configuration, a JSON file (credentials, preset, allowlist:
+    /// filters/router/README.md), checked with the filter's own rules. In the config file
+    /// also as `router:` with the object itself. Unset: what the cluster runs is kept.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub router_config: Option<PathBuf>,
+    /// Config file only: the router filter's configuration as an object.
+    #[arg(skip)]
+    pub router: Option<Value>,
 }
 
 impl Settings {
@@ -148,10 +156,38 @@ impl Settings {
             cert_manager_version: d.req("CERT_MANAGER_VERSION").to_string(),
             port_swarm: port_like(&d, "PORT_SWARM")?,
             port_cluster_rest: port_like(&d, "PORT_CLUSTER_REST")?,
+            router: self.router_json()?,
         };
         plan.check()?;
         Ok(plan)
     }
+}
+
+impl Settings {
+    /// The router configuration given (file path over inline object), checked.
+    fn router_json(&self) -> Result<Option<Value>, Error> {
+        let v = match (&self.router_config, &self.router) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Usage(format!("cannot read --router-config {}: {e}", path.display())))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Usage(format!("--router-config {}: not JSON: {e}", path.display())))?
+            }
+            (None, Some(v)) => v.clone(),
+            (None, None) => return Ok(None),
+        };
+        check_router(&v).map_err(Error::Usage)?;
+        Ok(Some(v))
+    }
+}
+
+/// The router configuration checked as the filter checks it when Envoy loads it (an
+/// unknown key, a short token, a bad path: the filter would refuse to start).
+pub fn check_router(v: &Value) -> Result<(), String> {
+    if !v.is_object() {
+        return Err("the router configuration must be a JSON object".into());
+    }
+    edge_logic::router::Policy::from_json(v.to_string().as_bytes()).map(|_| ())
 }
 
 fn to_json(s: &Settings) -> Result<Value, Error> {
@@ -188,6 +224,9 @@ pub struct Plan {
     pub cert_manager_version: String,
     pub port_swarm: u16,
     pub port_cluster_rest: u16,
+    /// The router filter's configuration; `None` until given or read back from the cluster
+    /// (`keep_router`), then values.env's.
+    pub router: Option<Value>,
 }
 
 impl Plan {
@@ -197,6 +236,20 @@ impl Plan {
         if let (false, Some(r)) = (self.replicas_given, running) {
             self.replicas = r;
         }
+    }
+
+    /// The router configuration the cluster runs, kept when none was given (a rerun without
+    /// the flag must not reset credentials and lock out every write).
+    pub fn keep_router(&mut self, running: Option<Value>) -> Result<(), Error> {
+        if self.router.is_none() {
+            if let Some(v) = running {
+                check_router(&v).map_err(|e| {
+                    Error::Usage(format!("the router configuration in the cluster is invalid ({e}); pass --router-config FILE"))
+                })?;
+                self.router = Some(v);
+            }
+        }
+        Ok(())
     }
 
     /// An explicit number of peers (`scale N`).
@@ -306,6 +359,42 @@ mod tests {
         let s = Settings { acme: Some(Acme::Production), ..Default::default() };
         assert_eq!(s.plan().unwrap().acme_server, Acme::Production.server());
         assert_eq!(Settings::default().plan().unwrap().acme_server, Acme::Staging.server());
+    }
+
+    #[test]
+    fn router_configuration_is_checked_with_the_filters_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("router.json");
+        std::fs::write(&file, r#"{"credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
+        let p = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap();
+        assert_eq!(p.router.unwrap()["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
+        // A token the filter would refuse (shorter than 16), an unknown key, not an object.
+        for bad in [r#"{"credentials": {"bearer_tokens": ["short"]}}"#, r#"{"presets": "read-only"}"#, "[]"] {
+            std::fs::write(&file, bad).unwrap();
+            let e = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{bad}: {e}");
+        }
+        let e = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap_err();
+        assert!(e.to_string().contains("JSON object"), "{e}");
+        // The config file's `router:` object; a file path wins over it.
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(&cfg, "router:\n  preset: field-notes\n").unwrap();
+        let p = Settings { config: Some(cfg.clone()), ..Default::default() }.merged().unwrap().plan().unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "field-notes"})));
+        std::fs::write(&file, r#"{"preset": "none"}"#).unwrap();
+        let s = Settings { config: Some(cfg), router_config: Some(file), ..Default::default() };
+        assert_eq!(s.merged().unwrap().plan().unwrap().router, Some(serde_json::json!({"preset": "none"})));
+    }
+
+    #[test]
+    fn the_running_router_configuration_is_kept_unless_given() {
+        let mut p = Settings::default().plan().unwrap();
+        p.keep_router(Some(serde_json::json!({"preset": "none"}))).unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "none"})));
+        p.keep_router(Some(serde_json::json!({"preset": "field-notes"}))).unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "none"})), "a given configuration wins");
+        let mut p = Settings::default().plan().unwrap();
+        assert!(p.keep_router(Some(serde_json::json!({"bogus": 1}))).is_err());
     }
 
     #[test]

@@ -98,6 +98,9 @@ fn template_values(p: &Plan) -> Values {
     v.set("GATEWAY_CLASS", &p.gateway_class);
     v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
     v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
+    if let Some(router) = &p.router {
+        v.set("FILTER_CONFIG_ROUTER", router.to_string());
+    }
     v
 }
 
@@ -453,6 +456,29 @@ pub mod tests {
         let cfg = add_response_config(r#"{"max_line_bytes":1024,"server":"x"}"#, "ipfs/kubo:v0.41.1", "5").unwrap();
         assert_eq!(cfg, serde_json::json!({"max_line_bytes": 1024, "server": "x", "max_upload_bytes": 5}));
         assert!(add_response_config("[]", "k", "5").is_err());
+    }
+
+    #[test]
+    fn the_router_configuration_reaches_the_filter_in_both_meshes() {
+        let router = serde_json::json!({"preset": "none", "credentials": {"basic": {"op": "correct horse battery"}}});
+        for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
+            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
+            plan.router = Some(router.clone());
+            let mut g = Generated::default();
+            g.ensure(1);
+            let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+            let cfg = match mesh {
+                Mesh::EnvoyGateway => find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters")["spec"]["wasm"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|w| w["rootID"] == "router")
+                    .unwrap()["config"]
+                    .clone(),
+                Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-router")["spec"]["pluginConfig"].clone(),
+            };
+            assert_eq!(cfg, router, "{}", mesh.as_str());
+        }
     }
 
     #[test]

@@ -109,7 +109,11 @@ fn swarm_services(list: &[Service]) -> Vec<String> {
 async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let s = support::server();
     let ns = "t-twice";
-    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    // The router's configuration from a file; the second `up` goes without the flag.
+    let router = support::scratch("router");
+    let router_file = router.path().join("router.json");
+    std::fs::write(&router_file, r#"{"credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "2", "--router-config", router_file.to_str().unwrap()]);
     for step in ["[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"] {
         assert!(err.contains(step), "no {step} in:\n{err}");
     }
@@ -136,6 +140,13 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
         let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)));
         api.get(name).await.unwrap_or_else(|e| panic!("{k}/{name}: {e}"));
     }
+    let policy = |c: Client| async move {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+        let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+        let p = api.get("ipfs-cluster-filters").await.unwrap();
+        p.data["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "router").unwrap()["config"].clone()
+    };
+    assert_eq!(policy(c.clone()).await["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
     let before = settled(&c, ns).await;
     assert!(before.len() > 25, "{before:?}");
 
@@ -145,6 +156,12 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).collect();
     assert!(changed.is_empty() && after.len() == before.len(), "changed by the second up: {changed:?}");
     assert_eq!(err.matches("(0 changed)").count(), 5, "a rerun changed something:\n{err}");
+    // Without --router-config the running configuration is kept, not reset; with the same
+    // file again nothing is written either.
+    assert_eq!(policy(c.clone()).await["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
+    let err = run_ok(&s.admin(), ns, &["up", "--router-config", router_file.to_str().unwrap()]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "the same router configuration changed something:\n{err}");
+    assert_eq!(snapshot(&c, ns).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ use crate::config::Plan;
 use crate::errors::Error;
 use crate::identity::Generated;
 use crate::k8s::{read, Cluster};
+use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::ListParams;
@@ -17,11 +18,33 @@ pub struct State {
     pub announce: BTreeMap<String, Vec<String>>,
 }
 
-/// Reads the state and settles the plan on it (replicas default to what runs now).
+/// Reads the state and settles the plan on it: replicas and the router configuration
+/// default to what runs now.
 pub async fn prepare(cl: &Cluster, plan: &mut Plan) -> Result<State, Error> {
     let state = read(cl, plan).await?;
     plan.follow_running(state.replicas);
+    if plan.router.is_none() {
+        plan.keep_router(running_router(cl, plan).await?)?;
+    }
     Ok(state)
+}
+
+/// The router filter's configuration in the applied policy, if there is one.
+async fn running_router(cl: &Cluster, p: &Plan) -> Result<Option<serde_json::Value>, Error> {
+    let ns = Some(p.namespace.as_str());
+    Ok(match p.mesh {
+        Mesh::EnvoyGateway => {
+            read::get_dynamic(cl, ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), ns, &format!("{}-filters", p.name))
+                .await?
+                .and_then(|o| {
+                    o.data["spec"]["wasm"].as_array()?.iter().find(|w| w["rootID"] == "router").map(|w| w["config"].clone())
+                })
+        }
+        Mesh::Istio => read::get_dynamic(cl, ("extensions.istio.io", "v1alpha1", "WasmPlugin"), ns, &format!("{}-router", p.name))
+            .await?
+            .map(|o| o.data["spec"]["pluginConfig"].clone()),
+    }
+    .filter(|v| !v.is_null()))
 }
 
 async fn read(cl: &Cluster, p: &Plan) -> Result<State, Error> {
