@@ -38,7 +38,8 @@ Exit codes: 0 ok, 2 usage, 3 local files, 4 kubeconfig, 5 cluster unreachable, 6
 7 CRD missing, 8 wait timed out, 9 refused by the API server, 10 aborted.";
 
 #[derive(Parser)]
-#[command(name = "deployer", version, about = ABOUT, long_about = LONG_ABOUT)]
+// A flag given twice: the last wins (as in ripgrep), so a wrapper's defaults can be overridden.
+#[command(name = "deployer", version, about = ABOUT, long_about = LONG_ABOUT, args_override_self = true)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,

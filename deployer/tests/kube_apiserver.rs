@@ -380,3 +380,36 @@ async fn an_object_the_server_refuses_is_exit_9() {
     assert_eq!(out.status.code(), Some(9), "{err}");
     assert!(err.contains("the API server refused applying Service/ipfs-cluster-peers"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_filter_hashes_wait_for_every_server_pod() {
+    let s = support::server();
+    let ns = "t-rollout";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "1"]);
+    let hashes = || {
+        let c = c.clone();
+        async move {
+            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+            let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+            let p = api.get("ipfs-cluster-filters").await.unwrap();
+            p.data["spec"]["wasm"].as_array().unwrap().iter().map(|w| w["code"]["http"]["sha256"].clone()).collect::<Vec<_>>()
+        }
+    };
+    let before = hashes().await;
+    // New filter bytes while no new pod can become ready: the old pods keep serving the
+    // old bytes, so the policy must keep pinning the old hashes.
+    let filters = support::scratch("filters-new");
+    for f in ["health", "router", "add_response"] {
+        std::fs::write(filters.path().join(format!("{f}.wasm")), format!("\0asm\x01\0\0\0{f} v2")).unwrap();
+    }
+    support::paused().lock().unwrap().insert(ns.into());
+    let out = run_bare(&s.admin(), ns, &["up", "--timeout", "5", "--filters-dir", filters.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("Deployment ipfs-cluster-filters available"), "{err}");
+    assert_eq!(hashes().await, before, "new hashes pinned while old pods still serve");
+    support::paused().lock().unwrap().remove(ns);
+    run_ok(&s.admin(), ns, &["up", "--filters-dir", filters.path().to_str().unwrap()]);
+    assert_ne!(hashes().await, before);
+}

@@ -5,7 +5,8 @@ use crate::config::Plan;
 use crate::errors::Error;
 use crate::k8s::apply::apply_all;
 use crate::k8s::wait::{self, WaitArgs};
-use crate::k8s::Cluster;
+use crate::k8s::{read, Cluster};
+use k8s_openapi::api::apps::v1::Deployment;
 use crate::render::{render, Filters, Input, Object};
 use crate::template::Step;
 use serde_json::Value;
@@ -67,10 +68,23 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
     let (policies, delivery): (Vec<&Object>, Vec<&Object>) =
         objects.iter().filter(|o| o.step == Step::Filters).partition(|o| is_policy(o));
     let n = apply_all(cl, &values(delivery)).await?;
-    // The proxies fetch the filters once they are attached: serve them first.
-    wait::deployment(cl, &ns, &format!("{name}-filters"), w).await?;
-    let m = apply_all(cl, &values(policies)).await?;
-    eprintln!("[6/6] filters served in-cluster and attached, traffic policies ({} changed)", n + m);
+    // The policies pin the filters' SHA-256 and the proxies fetch them once attached: every
+    // server pod must serve the new bytes first (a pod of the old template would fail every
+    // route with a checksum error). New bytes change the pod template, so that is the
+    // rollout with no old pod left.
+    let server = format!("{name}-filters");
+    let still = if w.no_wait {
+        wait::deployment_pending(read::get::<Deployment>(cl, Some(&ns), &server).await?.as_ref())
+    } else {
+        wait::deployment(cl, &ns, &server, w).await?;
+        None
+    };
+    if let Some(still) = still {
+        eprintln!("[6/6] filters delivered ({n} changed); not attached: the filter server is rolling out ({still}); rerun `deployer up` once it has");
+    } else {
+        let m = apply_all(cl, &values(policies)).await?;
+        eprintln!("[6/6] filters served in-cluster and attached, traffic policies ({} changed)", n + m);
+    }
 
     super::status::summary(cl, &plan).await
 }

@@ -67,21 +67,50 @@ where
     }
 }
 
-/// What a Deployment's rollout still lacks (`None`: done).
+/// What a Deployment's rollout still lacks (`None`: done), as `kubectl rollout status`
+/// judges it: the controller has seen the current spec (observedGeneration), every pod is
+/// of the new template (updated), no pod of an old ReplicaSet is left, and all are
+/// available. Without the first, the status of the previous generation passes at once.
 pub fn deployment_pending(d: Option<&Deployment>) -> Option<String> {
     let Some(d) = d else { return Some("not created yet".into()) };
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
     let st = d.status.clone().unwrap_or_default();
-    let avail = st.available_replicas.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
-    (avail < want || updated < want).then(|| format!("{avail}/{want} available, {updated} updated"))
+    let total = st.replicas.unwrap_or(0);
+    let avail = st.available_replicas.unwrap_or(0);
+    if observed < generation {
+        Some(format!("the controller has not seen generation {generation} yet"))
+    } else if updated < want {
+        Some(format!("{updated}/{want} pods updated"))
+    } else if total > updated {
+        Some(format!("{} old pods still running", total - updated))
+    } else if avail < want {
+        Some(format!("{avail}/{want} available"))
+    } else {
+        None
+    }
 }
 
-/// What a StatefulSet still lacks for `replicas` ready peers (`None`: done).
+/// What a StatefulSet still lacks for `replicas` ready peers of its current template
+/// (`None`: done): the controller has seen the spec, every pod is at the update revision
+/// (currentRevision == updateRevision), and all are ready.
 pub fn statefulset_pending(s: Option<&StatefulSet>, replicas: u32) -> Option<String> {
-    let st = s.and_then(|s| s.status.clone()).unwrap_or_default();
+    let Some(s) = s else { return Some("not created yet".into()) };
+    let generation = s.metadata.generation.unwrap_or(0);
+    let st = s.status.clone().unwrap_or_default();
     let ready = st.ready_replicas.unwrap_or(0) as u32;
-    (ready != replicas || st.replicas as u32 != replicas).then(|| format!("{ready}/{replicas} ready"))
+    let updated = st.updated_replicas.unwrap_or(0) as u32;
+    if st.observed_generation.unwrap_or(0) < generation {
+        Some(format!("the controller has not seen generation {generation} yet"))
+    } else if st.replicas as u32 != replicas || ready != replicas {
+        Some(format!("{ready}/{replicas} ready"))
+    } else if st.current_revision != st.update_revision || updated != replicas {
+        Some(format!("{updated}/{replicas} pods at the new revision"))
+    } else {
+        None
+    }
 }
 
 pub async fn deployment(cl: &Cluster, ns: &str, name: &str, w: &WaitArgs) -> Result<(), Error> {
@@ -124,4 +153,52 @@ pub async fn namespace_gone(cl: &Cluster, ns: &str, w: &WaitArgs) -> Result<(), 
         Ok(got.map(|_| "terminating".to_string()))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(generation: i64, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({"metadata": {"name": "f", "generation": generation}, "spec": {"replicas": 2,
+            "selector": {}, "template": {}}, "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_deployment_is_rolled_out_only_when_every_old_pod_is_gone() {
+        let done = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
+        assert_eq!(deployment_pending(Some(&deployment(2, done.clone()))), None);
+        // The previous generation's status, all available: not done.
+        let stale = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
+        assert!(deployment_pending(Some(&deployment(2, stale))).unwrap().contains("generation 2"));
+        // New pods up, an old one still serving.
+        let old = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3});
+        assert!(deployment_pending(Some(&deployment(2, old))).unwrap().contains("1 old pods"));
+        let unavailable = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1});
+        assert!(deployment_pending(Some(&deployment(2, unavailable))).is_some());
+        assert!(deployment_pending(None).is_some());
+    }
+
+    fn statefulset(generation: i64, status: serde_json::Value) -> StatefulSet {
+        serde_json::from_value(json!({"metadata": {"name": "p", "generation": generation}, "spec": {"replicas": 3,
+            "selector": {}, "serviceName": "p", "template": {}}, "status": status}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_statefulset_is_ready_only_at_its_update_revision() {
+        let done = json!({"observedGeneration": 4, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+            "currentRevision": "p-2", "updateRevision": "p-2"});
+        assert_eq!(statefulset_pending(Some(&statefulset(4, done.clone())), 3), None);
+        let stale = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+            "currentRevision": "p-1", "updateRevision": "p-1"});
+        assert!(statefulset_pending(Some(&statefulset(4, stale)), 3).is_some());
+        // Ready, but one pod still of the old revision.
+        let rolling = json!({"observedGeneration": 4, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 2,
+            "currentRevision": "p-1", "updateRevision": "p-2"});
+        assert!(statefulset_pending(Some(&statefulset(4, rolling)), 3).unwrap().contains("new revision"));
+        assert!(statefulset_pending(Some(&statefulset(4, done)), 5).is_some());
+    }
 }
