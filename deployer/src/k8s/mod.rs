@@ -86,12 +86,21 @@ impl Cluster {
     /// Discovery again (after step 1 installed CRDs).
     pub async fn rediscover(&mut self) -> Result<(), Error> {
         let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
-        self.discovery = Discovery::new(self.client.clone())
-            .filter(&groups)
-            .run()
-            .await
-            .map_err(|e| self.error(e, &error::Call::discovery()))?;
-        Ok(())
+        let start = std::time::Instant::now();
+        loop {
+            match Discovery::new(self.client.clone()).filter(&groups).run().await {
+                Ok(d) => {
+                    self.discovery = d;
+                    return Ok(());
+                }
+                // A group whose CRDs are being created (by us or anyone) is listed before
+                // its version is served, which answers 404 for a moment.
+                Err(e) if error::is_not_found(&e) && start.elapsed() < std::time::Duration::from_secs(20) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(self.error(e, &error::Call::discovery())),
+            }
+        }
     }
 
     /// Adds API groups to discovery (a release manifest's own) and discovers again.
