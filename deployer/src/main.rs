@@ -69,6 +69,11 @@ enum Command {
         /// them: for clusters without internet access.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+        /// Apply none of the CRDs of Envoy Gateway's and cert-manager's release manifests:
+        /// you manage them (they must be in the cluster). CRDs another manager owns are
+        /// left alone anyway.
+        #[arg(long)]
+        skip_crds: bool,
         #[command(flatten)]
         wait: wait::WaitArgs,
     },
@@ -142,7 +147,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let mut cl = k8s::Cluster::connect(&cli.target).await?;
                 match command {
                     Command::Render { .. } => unreachable!(),
-                    Command::Up { bundle, wait } => cmd::up::up(&mut cl, plan, bundle.as_deref(), &wait).await,
+                    Command::Up { bundle, skip_crds, wait } => cmd::up::up(&mut cl, plan, bundle.as_deref(), skip_crds, &wait).await,
                     Command::Status { output } => status::status(&cl, plan, output).await,
                     Command::Down { purge, yes_delete_namespace, wait } => {
                         cmd::down::down(&cl, plan, purge, yes_delete_namespace, &wait).await

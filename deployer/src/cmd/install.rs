@@ -9,6 +9,9 @@ use crate::k8s::wait::{self, WaitArgs};
 use crate::k8s::{read, split_api_version, Cluster};
 use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use crate::k8s::apply::FIELD_MANAGER;
 use kube::api::ListParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -192,25 +195,49 @@ pub fn prepare(c: &Component, mut docs: Vec<Value>) -> Vec<Value> {
     docs
 }
 
-/// Whether the component runs already: its kinds are served and its controller exists.
-async fn present(cl: &Cluster, c: &Component) -> Result<bool, Error> {
+/// The component's controller Deployments when it runs already (its kinds are served and
+/// a controller exists); `None` when it must be installed.
+async fn present(cl: &Cluster, c: &Component) -> Result<Option<Vec<Deployment>>, Error> {
     let controllers = read::list::<Deployment>(cl, None, &ListParams::default().labels(c.controller)).await?;
     let served = c.kinds.iter().all(|(g, v, k)| cl.serves(g, v, k).is_some());
-    Ok(served && !controllers.is_empty())
+    Ok((served && !controllers.is_empty()).then_some(controllers))
 }
 
-/// Step 1. Returns whether anything was installed (discovery is then refreshed).
-pub async fn ensure(cl: &mut Cluster, p: &Plan, bundle: Option<&Path>, w: &WaitArgs) -> Result<bool, Error> {
-    let mut installed = false;
+/// A cert-manager that runs already must have Gateway API support (`cert_manager`).
+async fn check_cert_manager(cl: &Cluster, controllers: &[Deployment]) -> Result<(), Error> {
+    for d in controllers {
+        let config = match super::cert_manager::config_source(d) {
+            Some((cm, key)) => read::get::<ConfigMap>(cl, d.metadata.namespace.as_deref(), &cm)
+                .await?
+                .and_then(|m| m.data?.get(&key).cloned())
+                .and_then(|text| serde_yaml_ng::from_str::<Value>(&text).ok()),
+            None => None,
+        };
+        super::cert_manager::gateway_api_support(d, config.as_ref()).map_err(Error::Unsupported)?;
+    }
+    Ok(())
+}
+
+/// Step 1. Everything present is checked before anything is installed, so a cluster that
+/// cannot work stops the run untouched. Returns whether anything was installed.
+pub async fn ensure(cl: &mut Cluster, p: &Plan, bundle: Option<&Path>, skip_crds: bool, w: &WaitArgs) -> Result<bool, Error> {
+    let mut missing = Vec::new();
     for c in components(p) {
-        if present(cl, &c).await? {
-            eprintln!("      ✓ {} is present (not reinstalled)", c.title);
-            continue;
+        match present(cl, &c).await? {
+            Some(controllers) => {
+                if c.title == "cert-manager" {
+                    check_cert_manager(cl, &controllers).await?;
+                }
+                eprintln!("      ✓ {} is present (not reinstalled)", c.title);
+            }
+            None => missing.push(c),
         }
+    }
+    let installed = !missing.is_empty();
+    for c in missing {
         let text = manifest(&c, bundle).await?;
         let docs = prepare(&c, parse(&text).map_err(|e| Error::Local(format!("{} {}: {e}", c.title, c.file)))?);
-        install(cl, &c, &docs, w).await?;
-        installed = true;
+        install(cl, &c, &docs, skip_crds, w).await?;
     }
     if p.mesh == Mesh::Istio {
         eprintln!("      ✓ --mesh istio: Istio and its Gateway API CRDs are assumed present");
@@ -218,16 +245,82 @@ pub async fn ensure(cl: &mut Cluster, p: &Plan, bundle: Option<&Path>, w: &WaitA
     Ok(installed)
 }
 
-async fn install(cl: &mut Cluster, c: &Component, docs: &[Value], w: &WaitArgs) -> Result<(), Error> {
+/// Who else manages a CRD that exists: `None` when it is ours to apply (absent, or applied
+/// by the deployer before, e.g. by an interrupted install). Anyone else's (GKE's managed
+/// Gateway API, a Helm or kubectl install) is left alone: force-applying over it would
+/// fight that manager's reconciler.
+pub fn foreign_crd(live: Option<&CustomResourceDefinition>) -> Option<String> {
+    let live = live?;
+    let managers: Vec<&str> = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    if managers.contains(&FIELD_MANAGER) {
+        return None;
+    }
+    // The API server's own entries (status conditions) say nothing about who manages it.
+    let mut who: Vec<String> = managers.iter().filter(|m| **m != "kube-apiserver").map(|m| m.to_string()).collect();
+    who.dedup();
+    let mut about = if who.is_empty() { "another manager".to_string() } else { who.join(", ") };
+    if let Some(v) = live.metadata.annotations.as_ref().and_then(|a| a.get("gateway.networking.k8s.io/bundle-version")) {
+        about.push_str(&format!("; bundle-version {v}"));
+    }
+    let gke = live.metadata.labels.iter().flatten().any(|(k, _)| k.contains("gke.io") || k == "addonmanager.kubernetes.io/mode");
+    if gke {
+        about.push_str("; managed by the platform (GKE)");
+    }
+    Some(about)
+}
+
+async fn install(cl: &mut Cluster, c: &Component, docs: &[Value], skip_crds: bool, w: &WaitArgs) -> Result<(), Error> {
     let mut groups: Vec<&str> = docs.iter().map(|d| split_api_version(d["apiVersion"].as_str().unwrap_or_default()).0).collect();
     groups.sort();
     groups.dedup();
     let crds: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
     let (first, rest): (Vec<&Value>, Vec<&Value>) =
         docs.iter().partition(|d| matches!(d["kind"].as_str(), Some("Namespace" | "CustomResourceDefinition")));
-    let pb = wait::spinner(format!("installing {} {}: {} CRDs", c.title, c.version, crds.len()));
     cl.discover_more(&groups).await?;
-    apply_all(cl, &first).await?;
+    // CRDs someone else manages stay as they are (and all of them with --skip-crds).
+    let mut ours = Vec::new();
+    let mut left: Vec<(String, String)> = Vec::new();
+    for d in first {
+        if d["kind"] != "CustomResourceDefinition" {
+            ours.push(d);
+            continue;
+        }
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let live = read::get::<CustomResourceDefinition>(cl, None, name).await?;
+        if skip_crds {
+            if live.is_none() {
+                return Err(Error::CrdMissing {
+                    kind: name.into(),
+                    api_version: "apiextensions.k8s.io/v1".into(),
+                    hint: format!("--skip-crds leaves {}'s CRDs to you, and this one is not in the cluster: install it, or drop --skip-crds", c.title),
+                });
+            }
+            left.push((name.into(), "--skip-crds".into()));
+        } else if let Some(who) = foreign_crd(live.as_ref()) {
+            left.push((name.into(), who));
+        } else {
+            ours.push(d);
+        }
+    }
+    if !left.is_empty() {
+        let bundled = crds
+            .iter()
+            .find_map(|d| d["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"].as_str())
+            .map(|v| format!(" ({} {} bundles Gateway API {v})", c.title, c.version))
+            .unwrap_or_default();
+        eprintln!("      ✓ {} CRDs left as they are{bundled}:", left.len());
+        for (name, who) in &left {
+            eprintln!("        {name}: {who}");
+        }
+    }
+    let pb = wait::spinner(format!("installing {} {}: {} CRDs", c.title, c.version, ours.len()));
+    apply_all(cl, &ours).await?;
     pb.finish_and_clear();
     // Custom resources of the component's own CRDs can be applied only once they are served.
     let names: Vec<String> = crds.iter().filter_map(|d| d["metadata"]["name"].as_str().map(str::to_string)).collect();
@@ -257,6 +350,24 @@ mod tests {
         assert_eq!((c[0].file.as_str(), c[1].file.as_str()), ("envoy-gateway-v1.9.0.yaml", "cert-manager-v1.21.1.yaml"));
         let istio = crate::config::Settings { mesh: Some(Mesh::Istio), ..Default::default() };
         assert_eq!(components(&istio.plan().unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn crds_of_another_manager_are_left_alone() {
+        let crd = |managers: &[&str], annotations: serde_json::Value, labels: serde_json::Value| -> CustomResourceDefinition {
+            let mf: Vec<_> = managers.iter().map(|m| serde_json::json!({"manager": m, "operation": "Apply"})).collect();
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "gateways.gateway.networking.k8s.io",
+                "managedFields": mf, "annotations": annotations, "labels": labels},
+                "spec": {"group": "gateway.networking.k8s.io", "names": {"kind": "Gateway", "plural": "gateways"}, "scope": "Namespaced", "versions": []}}))
+            .unwrap()
+        };
+        assert_eq!(foreign_crd(None), None);
+        assert_eq!(foreign_crd(Some(&crd(&[FIELD_MANAGER, "kube-apiserver"], serde_json::json!({}), serde_json::json!({})))), None);
+        let gke = crd(&["addon-manager"], serde_json::json!({"gateway.networking.k8s.io/bundle-version": "v1.2.1"}),
+            serde_json::json!({"addonmanager.kubernetes.io/mode": "Reconcile"}));
+        let who = foreign_crd(Some(&gke)).unwrap();
+        assert!(who.contains("addon-manager") && who.contains("v1.2.1") && who.contains("GKE"), "{who}");
+        assert!(foreign_crd(Some(&crd(&["kubectl-client-side-apply"], serde_json::json!({}), serde_json::json!({})))).is_some());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and `status::summary`), `down`, `scale`, `status`. `state` is what they read back from
 //! the cluster before rendering. Nothing below calls up into these.
 
+pub mod cert_manager;
 pub mod down;
 pub mod install;
 pub mod scale;

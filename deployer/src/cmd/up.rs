@@ -28,9 +28,9 @@ async fn rendered(cl: &Cluster, plan: &mut Plan) -> Result<(State, Filters, Vec<
     Ok((state, filters, objects))
 }
 
-pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Path>, w: &WaitArgs) -> Result<(), Error> {
+pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Path>, skip_crds: bool, w: &WaitArgs) -> Result<(), Error> {
     eprintln!("[1/6] Envoy Gateway {} and cert-manager {}", plan.envoy_gateway_version, plan.cert_manager_version);
-    super::install::ensure(cl, &plan, bundle, w).await?;
+    super::install::ensure(cl, &plan, bundle, skip_crds, w).await?;
     let cl = &*cl;
     let (state, filters, objects) = rendered(cl, &mut plan).await?;
     // Every kind resolved before anything is applied: a missing CRD stops a run untouched.
