@@ -78,9 +78,14 @@ pub struct Settings {
     /// present already).
     #[arg(long, global = true, value_enum)]
     pub mesh: Option<Mesh>,
-    /// How each pod's swarm port (4001 TCP+UDP) is exposed.
+    /// How each pod's swarm port (4001, a TCP and a UDP Service per pod) is exposed.
+    /// NodePort announces the node's ExternalIP with the Service's node port.
     #[arg(long, global = true, value_enum)]
     pub swarm_service_type: Option<SwarmServiceType>,
+    /// A reserved static IP all swarm Services share (LoadBalancer only): pod i is reached
+    /// on port 4001 + i. Default: an address per Service.
+    #[arg(long, global = true, value_name = "IP")]
+    pub swarm_ip: Option<std::net::IpAddr>,
     /// Directory with add_response.wasm, health.wasm and router.wasm.
     /// Default: target/wasm32-wasip1/release (build them with
     /// `cargo build --release --target wasm32-wasip1`).
@@ -147,6 +152,13 @@ impl Settings {
                     _ => SwarmServiceType::LoadBalancer,
                 },
             },
+            swarm_ip: match self.swarm_ip {
+                Some(ip) => Some(ip),
+                None => match d.req("SWARM_IP") {
+                    "" => None,
+                    ip => Some(ip.parse().map_err(|_| Error::Usage(format!("values.env: SWARM_IP {ip:?} is not an IP address")))?),
+                },
+            },
             rate_limit_per_minute: match self.rate_limit_per_minute {
                 Some(r) => r,
                 None => port_like(&d, "RATE_LIMIT_PER_MINUTE")?,
@@ -156,6 +168,7 @@ impl Settings {
             cert_manager_version: d.req("CERT_MANAGER_VERSION").to_string(),
             port_swarm: port_like(&d, "PORT_SWARM")?,
             port_cluster_rest: port_like(&d, "PORT_CLUSTER_REST")?,
+            port_kubo_rpc: port_like(&d, "PORT_KUBO_RPC")?,
             router: self.router_json()?,
         };
         plan.check()?;
@@ -218,12 +231,15 @@ pub struct Plan {
     pub mesh: Mesh,
     pub gateway_class: String,
     pub swarm_service_type: SwarmServiceType,
+    /// The reserved address every swarm Service shares, if any.
+    pub swarm_ip: Option<std::net::IpAddr>,
     pub rate_limit_per_minute: u32,
     pub filters_dir: PathBuf,
     pub envoy_gateway_version: String,
     pub cert_manager_version: String,
     pub port_swarm: u16,
     pub port_cluster_rest: u16,
+    pub port_kubo_rpc: u16,
     /// The router filter's configuration; `None` until given or read back from the cluster
     /// (`keep_router`), then values.env's.
     pub router: Option<Value>,
@@ -291,7 +307,15 @@ impl Plan {
                 return bad(key, image, "must be an image reference");
             }
         }
+        if self.swarm_ip.is_some() && self.swarm_service_type != SwarmServiceType::LoadBalancer {
+            return Err(Error::Usage("--swarm-ip needs --swarm-service-type load-balancer (a node port has the node's address)".into()));
+        }
         Ok(())
+    }
+
+    /// Pod `ordinal`'s public swarm port: its own with a shared address, else the same for all.
+    pub fn swarm_public_port(&self, ordinal: u32) -> u16 {
+        if self.swarm_ip.is_some() { self.port_swarm + ordinal as u16 } else { self.port_swarm }
     }
 }
 

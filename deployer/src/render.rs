@@ -97,6 +97,7 @@ fn template_values(p: &Plan) -> Values {
     v.set("CLUSTER_IMAGE", &p.cluster_image);
     v.set("GATEWAY_CLASS", &p.gateway_class);
     v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
+    v.set("SWARM_IP", p.swarm_ip.map(|ip| ip.to_string()).unwrap_or_default());
     v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
     if let Some(router) = &p.router {
         v.set("FILTER_CONFIG_ROUTER", router.to_string());
@@ -139,6 +140,7 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
                 for i in 0..replicas {
                     let mut v = values.clone();
                     v.set("ORDINAL", i.to_string());
+                    v.set("SWARM_PUBLIC_PORT", input.plan.swarm_public_port(i).to_string());
                     instances.push(v);
                 }
             }
@@ -292,16 +294,95 @@ pub mod tests {
         &objs.iter().find(|o| o.kind() == kind && o.name() == name).unwrap_or_else(|| panic!("{kind}/{name}")).value
     }
 
+    fn swarm(objs: &[Object]) -> Vec<&Object> {
+        objs.iter().filter(|o| o.name().starts_with("ipfs-cluster-swarm-")).collect()
+    }
+
     #[test]
-    fn one_swarm_service_per_pod_selected_by_pod_name() {
+    fn a_tcp_and_a_udp_service_per_pod_selected_by_pod_name() {
         let objs = sample(Mesh::EnvoyGateway, 4);
-        let swarm: Vec<_> = objs.iter().filter(|o| o.name().starts_with("ipfs-cluster-swarm-")).collect();
-        assert_eq!(swarm.len(), 4);
-        let s = &swarm[3].value;
-        assert_eq!(s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
-        assert_eq!(s["spec"]["type"], "LoadBalancer");
-        let protos: Vec<_> = s["spec"]["ports"].as_array().unwrap().iter().map(|p| p["protocol"].clone()).collect();
-        assert_eq!(protos, ["TCP", "UDP"]);
+        let swarm = swarm(&objs);
+        assert_eq!(swarm.len(), 8);
+        // GKE refuses mixed protocols in one LoadBalancer Service: one protocol each.
+        for s in &swarm {
+            let ports = s.value["spec"]["ports"].as_array().unwrap();
+            assert_eq!(ports.len(), 1, "{}", s.name());
+            let want = if s.name().ends_with("-udp") { "UDP" } else { "TCP" };
+            assert_eq!(ports[0]["protocol"], want, "{}", s.name());
+            assert_eq!((ports[0]["port"].as_u64(), ports[0]["targetPort"].as_u64()), (Some(4001), Some(4001)));
+            assert_eq!(s.value["spec"]["type"], "LoadBalancer");
+            assert!(s.value["spec"].get("loadBalancerIP").is_none(), "no shared address unless set");
+        }
+        let udp3 = find(&objs, "Service", "ipfs-cluster-swarm-3-udp");
+        assert_eq!(udp3["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
+        assert_eq!(find(&objs, "Service", "ipfs-cluster-swarm-3")["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
+    }
+
+    #[test]
+    fn a_shared_static_ip_gives_each_pod_its_own_port() {
+        let s = Settings { swarm_ip: Some("203.0.113.9".parse().unwrap()), replicas: Some(3), ..Default::default() };
+        let plan = s.plan().unwrap();
+        let mut g = Generated::default();
+        g.ensure(3);
+        let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        for (name, port) in [("ipfs-cluster-swarm-0", 4001), ("ipfs-cluster-swarm-2-udp", 4003)] {
+            let svc = find(&objs, "Service", name);
+            assert_eq!(svc["spec"]["loadBalancerIP"], "203.0.113.9");
+            assert_eq!(svc["spec"]["ports"][0]["port"], port, "{name}");
+            assert_eq!(svc["spec"]["ports"][0]["targetPort"], 4001, "{name}");
+        }
+        let node_port = Settings { swarm_ip: Some("203.0.113.9".parse().unwrap()), swarm_service_type: Some(crate::config::SwarmServiceType::NodePort), ..Default::default() };
+        assert!(matches!(node_port.plan(), Err(Error::Usage(_))));
+    }
+
+    /// The Kubo container's start script, run by `sh` with a stand-in `ipfs` that records
+    /// its arguments (the real one is not on this machine's PATH for tests).
+    fn kubo_config_calls(pod_ip: &str) -> Vec<String> {
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let sts = find(&objs, "StatefulSet", "ipfs-cluster");
+        let kubo = &sts["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(kubo["name"], "kubo");
+        assert!(kubo["env"].as_array().unwrap().iter().any(|e| e["name"] == "POD_IP" && e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"));
+        let script = kubo["args"][0].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(bin.join("ipfs"), format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\t' \"$a\"; done >> {}\necho >> {}\n", log.display(), log.display())).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(bin.join("ipfs")).status().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(repo.join("config"), "{}").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("IPFS_PATH", &repo)
+            .env("POD_NAME", "ipfs-cluster-0")
+            .env("POD_IP", pod_ip)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn kubo_lets_peers_of_the_cluster_dial_each_other_over_pod_ips() {
+        let server: Vec<String> = crate::values::Values::defaults().req("KUBO_SERVER_ADDR_FILTERS").split(' ').map(str::to_string).collect();
+        for (ip, own) in [("10.8.1.7", "/ip4/10.0.0.0/ipcidr/8"), ("100.72.0.9", "/ip4/100.64.0.0/ipcidr/10"), ("172.20.3.4", "/ip4/172.16.0.0/ipcidr/12"), ("fd12::5", "/ip6/fc00::/ipcidr/7")] {
+            let calls = kubo_config_calls(ip);
+            for key in ["Swarm.AddrFilters", "Addresses.NoAnnounce"] {
+                let call = calls.iter().find(|c| c.starts_with(&format!("config\t--json\t{key}\t"))).unwrap_or_else(|| panic!("{key}: {calls:?}"));
+                let list: Vec<String> = serde_json::from_str(call.split('\t').nth(3).unwrap()).unwrap();
+                let want: Vec<String> = server.iter().filter(|f| *f != own).cloned().collect();
+                assert_eq!(list, want, "{ip} {key}");
+            }
+        }
+        // A public pod address keeps the whole server list.
+        let calls = kubo_config_calls("34.1.2.3");
+        let call = calls.iter().find(|c| c.contains("Swarm.AddrFilters")).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<String>>(call.split('\t').nth(3).unwrap()).unwrap(), server);
+        assert_eq!(server.len(), 19, "Kubo v0.42.0's defaultServerFilters has 19 entries");
     }
 
     #[test]

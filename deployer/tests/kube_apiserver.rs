@@ -37,7 +37,8 @@ fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
         c.arg("--bundle").arg(e.bundle.path());
     }
     if args.first() != Some(&"status") {
-        c.args(["--timeout", "90"]);
+        // No cloud controller here: swarm Services get no address unless a test gives them one.
+        c.args(["--timeout", "90", "--address-timeout", "1"]);
     }
     c
 }
@@ -127,10 +128,18 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
 
     // Every kind landed; the PodDisruptionBudget as policy/v1beta1 (1.20 has no policy/v1).
     let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items), ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-1"]);
-    let swarm = svcs.get("ipfs-cluster-swarm-0").await.unwrap().spec.unwrap();
-    let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
-    assert_eq!(protocols, ["TCP", "UDP"]);
+    assert_eq!(
+        swarm_services(&svcs.list(&Default::default()).await.unwrap().items),
+        ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-0-udp", "ipfs-cluster-swarm-1", "ipfs-cluster-swarm-1-udp"]
+    );
+    // One protocol per Service (GKE refuses mixed ones in a LoadBalancer Service).
+    for (name, want) in [("ipfs-cluster-swarm-0", "TCP"), ("ipfs-cluster-swarm-0-udp", "UDP")] {
+        let swarm = svcs.get(name).await.unwrap().spec.unwrap();
+        let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
+        assert_eq!(protocols, [want]);
+    }
+    // No address arrived in time (no cloud controller): `up` says what to run when they do.
+    assert!(err.contains("2 of 2 pods have no public swarm address yet") && err.contains("run `deployer up` again"), "{err}");
     for (g, v, k, name) in [
         ("policy", "v1beta1", "PodDisruptionBudget", "ipfs-cluster"),
         ("gateway.networking.k8s.io", "v1", "Gateway", "ipfs-cluster"),
@@ -194,7 +203,7 @@ async fn up_killed_midway_then_rerun_converges() {
     support::paused().lock().unwrap().remove(ns);
     let err = run_ok(&s.admin(), ns, &["up"]);
     assert!(err.contains("[6/6]"), "{err}");
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 6);
     // The identities made before the kill are kept, not regenerated.
     assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids_before);
     let before = settled(&c, ns).await;
@@ -254,7 +263,7 @@ async fn versions(svcs: &Api<Service>) -> BTreeMap<String, String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scale_3_to_5_adds_exactly_two_swarm_services() {
+async fn scale_3_to_5_adds_exactly_the_swarm_services_of_two_pods() {
     let s = support::server();
     let ns = "t-scale";
     let c = support::client(&s.admin()).await;
@@ -264,7 +273,7 @@ async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     run_ok(&s.admin(), ns, &["scale", "5"]);
     let after = versions(&svcs).await;
     let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
-    assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-4"]);
+    assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-3-udp", "ipfs-cluster-swarm-4", "ipfs-cluster-swarm-4-udp"]);
     for (k, v) in &before {
         assert_eq!(after.get(k), Some(v), "{k} changed by scale");
     }
@@ -272,7 +281,7 @@ async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     assert_eq!(sts.get("ipfs-cluster").await.unwrap().spec.unwrap().replicas, Some(5));
     // Scaling down removes the swarm Services of the gone ordinals.
     run_ok(&s.admin(), ns, &["scale", "3"]);
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,6 +306,9 @@ fn run_bare(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
     c.arg("--filters-dir").arg(e.filters.path()).args(args);
     if args.first() == Some(&"up") {
         c.arg("--bundle").arg(e.bundle.path());
+        if !args.contains(&"--address-timeout") {
+            c.args(["--address-timeout", "1"]);
+        }
     }
     let out = c.output().expect("deployer runs");
     eprintln!("$ deployer {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -413,4 +425,50 @@ async fn new_filter_hashes_wait_for_every_server_pod() {
     support::paused().lock().unwrap().remove(ns);
     run_ok(&s.admin(), ns, &["up", "--filters-dir", filters.path().to_str().unwrap()]);
     assert_ne!(hashes().await, before);
+}
+
+/// Stands in for a cloud provider's load balancer controller in one namespace: after a
+/// delay, gives each swarm Service an address (203.0.113.10 + ordinal, TEST-NET-3).
+fn give_addresses(c: Client, ns: &'static str, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let svcs: Api<Service> = Api::namespaced(c, ns);
+        loop {
+            for svc in svcs.list(&ListParams::default().labels("app.kubernetes.io/component=swarm")).await.map(|l| l.items).unwrap_or_default() {
+                let name = svc.metadata.name.clone().unwrap();
+                let has = svc.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).is_some_and(|i| !i.is_empty());
+                let ord: u32 = name.trim_end_matches("-udp").rsplit('-').next().unwrap().parse().unwrap();
+                if !has {
+                    let st = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("203.0.113.{}", 10 + ord)}]}}});
+                    let _ = svcs.patch_status(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&st)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_waits_for_swarm_addresses_and_hands_them_to_the_pods() {
+    let s = support::server();
+    let ns = "t-swarm";
+    let c = support::client(&s.admin()).await;
+    give_addresses(c.clone(), ns, Duration::from_secs(20));
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "2", "--timeout", "90", "--address-timeout", "120"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("public swarm addresses handed to the pods"), "{err}");
+    assert!(!err.contains("no public swarm address yet"), "{err}");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), ns);
+    let data = cms.get("ipfs-cluster-announce").await.unwrap().data.unwrap();
+    let addrs: Vec<String> = serde_json::from_str(&data["ipfs-cluster-1"]).unwrap();
+    assert_eq!(addrs, ["/ip4/203.0.113.11/tcp/4001", "/ip4/203.0.113.11/udp/4001/quic-v1"]);
+    // `status` shows each peer's public addresses.
+    let out = run_bare(&s.admin(), ns, &["status", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["swarm"]["ipfs-cluster-0"], serde_json::json!(["/ip4/203.0.113.10/tcp/4001", "/ip4/203.0.113.10/udp/4001/quic-v1"]));
+    assert!(!report["pending"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("swarm")), "{report}");
+    // A rerun with the addresses in place changes nothing.
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "{err}");
 }

@@ -8,7 +8,8 @@ use crate::identity::Generated;
 use crate::k8s::{read, Cluster};
 use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use crate::config::SwarmServiceType;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use kube::api::ListParams;
 use std::collections::BTreeMap;
 
@@ -72,40 +73,93 @@ pub fn swarm_selector(name: &str) -> ListParams {
     ListParams::default().labels(&format!("app.kubernetes.io/instance={name},app.kubernetes.io/component=swarm"))
 }
 
-/// The swarm Services, each with its ordinal.
+/// The swarm Services (a TCP `-swarm-N` and a UDP `-swarm-N-udp` per pod), each with its
+/// ordinal.
 pub async fn swarm_services(cl: &Cluster, p: &Plan) -> Result<Vec<(u32, Service)>, Error> {
     let prefix = format!("{}-swarm-", p.name);
     Ok(read::list::<Service>(cl, Some(&p.namespace), &swarm_selector(&p.name))
         .await?
         .into_iter()
         .filter_map(|s| {
-            let ord = s.metadata.name.as_deref()?.strip_prefix(&prefix)?.parse().ok()?;
+            let rest = s.metadata.name.as_deref()?.strip_prefix(&prefix)?;
+            let ord = rest.strip_suffix("-udp").unwrap_or(rest).parse().ok()?;
             Some((ord, s))
         })
         .collect())
 }
 
-/// Pod name -> public swarm multiaddrs, from the swarm Services that have an address.
+/// The multiaddrs one swarm Service makes public, given its host's address (`/ip4/...`).
+fn multiaddrs(host: &str, s: &Service, node_port: bool) -> Vec<String> {
+    let ports = s.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default();
+    ports
+        .iter()
+        .filter_map(|port| {
+            let n = if node_port { port.node_port? } else { port.port };
+            Some(match port.protocol.as_deref() {
+                Some("UDP") => format!("{host}/udp/{n}/quic-v1"),
+                _ => format!("{host}/tcp/{n}"),
+            })
+        })
+        .collect()
+}
+
+fn host_of(ip: Option<&str>, hostname: Option<&str>) -> Option<String> {
+    match (ip, hostname) {
+        (Some(ip), _) if ip.contains(':') => Some(format!("/ip6/{ip}")),
+        (Some(ip), _) => Some(format!("/ip4/{ip}")),
+        (None, Some(h)) => Some(format!("/dns/{h}")),
+        _ => None,
+    }
+}
+
+/// Pod name -> public swarm multiaddrs: a LoadBalancer Service's assigned address and port;
+/// for NodePort, the ExternalIP of the node the pod runs on and the Service's node port.
+/// Pods whose Services have no address yet are absent.
 pub async fn swarm_addresses(cl: &Cluster, p: &Plan) -> Result<BTreeMap<String, Vec<String>>, Error> {
-    let port = p.port_swarm;
-    let mut out = BTreeMap::new();
-    for (ordinal, s) in swarm_services(cl, p).await? {
+    let services = swarm_services(cl, p).await?;
+    let node_port = p.swarm_service_type == SwarmServiceType::NodePort;
+    let mut node_of: BTreeMap<String, Option<String>> = BTreeMap::new();
+    if node_port && !services.is_empty() {
+        let pods = read::list::<Pod>(cl, Some(&p.namespace), &ListParams::default().labels(&format!("app.kubernetes.io/instance={}", p.name))).await?;
+        for pod in pods {
+            let Some(node) = pod.spec.and_then(|s| s.node_name) else { continue };
+            let ip = read::get::<Node>(cl, None, &node).await?.and_then(|n| {
+                n.status?.addresses?.into_iter().find(|a| a.type_ == "ExternalIP").map(|a| a.address)
+            });
+            node_of.insert(pod.metadata.name.unwrap_or_default(), ip);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ordinal, s) in services {
+        let pod = format!("{}-{ordinal}", p.name);
         let mut addrs = Vec::new();
-        for ing in s.status.and_then(|st| st.load_balancer).and_then(|lb| lb.ingress).unwrap_or_default() {
-            let host = match (ing.ip, ing.hostname) {
-                (Some(ip), _) if ip.contains(':') => format!("/ip6/{ip}"),
-                (Some(ip), _) => format!("/ip4/{ip}"),
-                (None, Some(h)) => format!("/dns/{h}"),
-                _ => continue,
-            };
-            addrs.push(format!("{host}/tcp/{port}"));
-            addrs.push(format!("{host}/udp/{port}/quic-v1"));
+        if node_port {
+            if let Some(Some(ip)) = node_of.get(&pod) {
+                addrs.extend(multiaddrs(&host_of(Some(ip), None).unwrap_or_default(), &s, true));
+            }
+        } else {
+            for ing in s.status.as_ref().and_then(|st| st.load_balancer.as_ref()).and_then(|lb| lb.ingress.clone()).unwrap_or_default() {
+                if let Some(host) = host_of(ing.ip.as_deref(), ing.hostname.as_deref()) {
+                    addrs.extend(multiaddrs(&host, &s, false));
+                }
+            }
         }
         if !addrs.is_empty() {
-            out.insert(format!("{}-{ordinal}", p.name), addrs);
+            let e = out.entry(pod).or_default();
+            e.extend(addrs);
+            e.sort();
         }
     }
     Ok(out)
+}
+
+/// How many pods have a public address on every one of their swarm Services.
+pub fn pods_with_addresses(p: &Plan, addrs: &BTreeMap<String, Vec<String>>) -> u32 {
+    (0..p.replicas)
+        .filter(|i| {
+            addrs.get(&format!("{}-{i}", p.name)).is_some_and(|a| a.iter().any(|x| x.contains("/tcp/")) && a.iter().any(|x| x.contains("/udp/")))
+        })
+        .count() as u32
 }
 
 /// Deletes the swarm Services of ordinals from `replicas` on; returns how many.

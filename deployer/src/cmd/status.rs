@@ -35,6 +35,8 @@ pub struct PodReport {
     pub ready: bool,
     /// Other cluster peers this peer sees (its REST /id `cluster_peers`, minus itself).
     pub peers_seen: Option<usize>,
+    /// What this peer's Kubo announces (its RPC `id` `Addresses`), when it answers.
+    pub announced: Option<Vec<String>>,
 }
 
 pub async fn report(cl: &Cluster, p: &Plan) -> Result<Report, Error> {
@@ -50,16 +52,21 @@ pub async fn report(cl: &Cluster, p: &Plan) -> Result<Report, Error> {
         let pname = pod.metadata.name.clone().unwrap_or_default();
         let st = pod.status.unwrap_or_default();
         let ready = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
-        let peers_seen = if ready { peers_seen(cl, &ns, &pname, p.port_cluster_rest).await } else { None };
-        pod_reports.push(PodReport { name: pname, phase: st.phase.unwrap_or_default(), ready, peers_seen });
+        let (peers_seen, announced) = if ready {
+            (peers_seen(cl, &ns, &pname, p.port_cluster_rest).await, announced(cl, &ns, &pname, p.port_kubo_rpc).await)
+        } else {
+            (None, None)
+        };
+        pod_reports.push(PodReport { name: pname, phase: st.phase.unwrap_or_default(), ready, peers_seen, announced });
     }
     let ready = pod_reports.iter().filter(|p| p.ready).count();
     if ready < replicas {
         pending.push(format!("{ready}/{replicas} peers ready"));
     }
     let swarm = state::swarm_addresses(cl, p).await?;
-    if swarm.len() < replicas && p.swarm_service_type == crate::config::SwarmServiceType::LoadBalancer {
-        pending.push(format!("{} of {replicas} swarm Services have no public address yet", replicas - swarm.len()));
+    let with = state::pods_with_addresses(p, &swarm) as usize;
+    if with < replicas {
+        pending.push(format!("{} of {replicas} pods have no public swarm address yet (then rerun `deployer up`)", replicas - with));
     }
     let gw = read::get_dynamic(cl, ("gateway.networking.k8s.io", "v1", "Gateway"), Some(&ns), name).await?;
     let gateway_addresses: Vec<String> = gw
@@ -104,6 +111,13 @@ fn condition_true(conds: &serde_json::Value, ty: &str) -> bool {
     conds.as_array().is_some_and(|c| c.iter().any(|c| c["type"] == ty && c["status"] == "True"))
 }
 
+/// Kubo's announced addresses (RPC `POST /api/v0/id`), through the pod proxy.
+async fn announced(cl: &Cluster, ns: &str, pod: &str, port: u16) -> Option<Vec<String>> {
+    let text = read::pod_proxy(cl, ns, pod, port, "POST", "/api/v0/id").await?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v["Addresses"].as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
+}
+
 /// Through the API server's pod proxy: no port-forward, no exec.
 async fn peers_seen(cl: &Cluster, ns: &str, pod: &str, port: u16) -> Option<usize> {
     let text = read::pod_proxy(cl, ns, pod, port, "GET", "/id").await?;
@@ -125,6 +139,11 @@ fn print_text(r: &Report) {
     }
     for (pod, addrs) in &r.swarm {
         println!("  swarm {pod}: {}", addrs.join(" "));
+    }
+    for p in &r.pods {
+        if let Some(a) = &p.announced {
+            println!("  announced by {}: {}", p.name, a.join(" "));
+        }
     }
     if !r.gateway_addresses.is_empty() {
         println!("  gateway address: {}", r.gateway_addresses.join(" "));

@@ -9,7 +9,9 @@ use crate::k8s::{read, Cluster};
 use k8s_openapi::api::apps::v1::Deployment;
 use crate::render::{render, Filters, Input, Object};
 use crate::template::Step;
+use crate::config::SwarmServiceType;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub fn is_policy(o: &Object) -> bool {
     matches!(o.kind(), "EnvoyExtensionPolicy" | "WasmPlugin" | "ClientTrafficPolicy" | "BackendTrafficPolicy")
@@ -51,7 +53,7 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
     let n = apply_all(cl, &of(Step::Swarm)).await?;
     eprintln!("[4/6] {replicas} swarm Services ({n} changed)");
     state::delete_swarm_beyond(cl, &plan, replicas).await?;
-    let announce = state::swarm_addresses(cl, &plan).await?;
+    let announce = await_addresses(cl, &plan, w).await?;
     if announce != state.announce {
         // New public addresses: Kubo announces them after a rolling restart.
         let again = render(&Input { plan: &plan, generated: &state.generated, filters: &filters, announce })?;
@@ -87,6 +89,39 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
     }
 
     super::status::summary(cl, &plan).await
+}
+
+/// The swarm Services' public addresses, waited for (bounded, with progress) until every
+/// pod has them; past `--address-timeout` what there is, and what to run once the rest
+/// arrive.
+async fn await_addresses(cl: &Cluster, plan: &Plan, w: &WaitArgs) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let what = format!("public swarm addresses of {} pods", plan.replicas);
+    let bounded = WaitArgs { timeout: w.address_timeout, ..w.clone() };
+    let waited = wait::until(&what, &bounded, || async move {
+        let addrs = state::swarm_addresses(cl, plan).await?;
+        let n = state::pods_with_addresses(plan, &addrs);
+        Ok((n < plan.replicas).then(|| format!("{n}/{} have them", plan.replicas)))
+    })
+    .await;
+    match waited {
+        Ok(()) | Err(Error::Timeout { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let addrs = state::swarm_addresses(cl, plan).await?;
+    let n = state::pods_with_addresses(plan, &addrs);
+    if n < plan.replicas {
+        let (ns, name) = (&plan.namespace, &plan.name);
+        let look = match plan.swarm_service_type {
+            SwarmServiceType::LoadBalancer => format!(
+                "`kubectl -n {ns} get svc -l app.kubernetes.io/instance={name},app.kubernetes.io/component=swarm` shows an EXTERNAL-IP for each"
+            ),
+            SwarmServiceType::NodePort => format!(
+                "`kubectl -n {ns} get pods -o wide -l app.kubernetes.io/instance={name}` shows each pod on a node with an ExternalIP (`kubectl get nodes -o wide`)"
+            ),
+        };
+        eprintln!("      … {} of {} pods have no public swarm address yet: when {look}, run `deployer up` again (it hands them to the pods)", plan.replicas - n, plan.replicas);
+    }
+    Ok(addrs)
 }
 
 /// `up`'s apply phase alone (the `bench-apply` helper): the same reads, render and applies

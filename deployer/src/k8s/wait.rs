@@ -16,11 +16,15 @@ pub struct WaitArgs {
     /// Apply and return without waiting for readiness.
     #[arg(long)]
     pub no_wait: bool,
+    /// Seconds `up` waits for the platform to give the swarm Services public addresses;
+    /// past that it says what to run once they arrive (not an error).
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub address_timeout: u64,
 }
 
 impl Default for WaitArgs {
     fn default() -> Self {
-        WaitArgs { timeout: 600, no_wait: false }
+        WaitArgs { timeout: 600, no_wait: false, address_timeout: 180 }
     }
 }
 
