@@ -127,34 +127,42 @@ impl Settings {
     pub fn plan(&self) -> Result<Plan, Error> {
         let d = Values::defaults();
         let mesh = self.mesh.unwrap_or(Mesh::EnvoyGateway);
-        let or = |v: &Option<String>, key: &str| v.clone().unwrap_or_else(|| d.req(key).to_string());
-        let default_replicas = d.req("REPLICAS").parse().map_err(|_| Error::Usage("values.env: REPLICAS must be a number".into()))?;
+        let or = |v: &Option<String>, key: &str| -> Result<String, Error> {
+            Ok(match v {
+                Some(v) => v.clone(),
+                None => d.need(key)?.to_string(),
+            })
+        };
+        let default_replicas = port_like(&d, "REPLICAS")?;
         let plan = Plan {
-            name: or(&self.name, "NAME"),
-            namespace: or(&self.namespace, "NAMESPACE"),
-            domain: or(&self.domain, "DOMAIN"),
-            acme_email: or(&self.acme_email, "ACME_EMAIL"),
-            acme_server: self.acme.map(|a| a.server().to_string()).unwrap_or_else(|| d.req("ACME_SERVER").to_string()),
+            name: or(&self.name, "NAME")?,
+            namespace: or(&self.namespace, "NAMESPACE")?,
+            domain: or(&self.domain, "DOMAIN")?,
+            acme_email: or(&self.acme_email, "ACME_EMAIL")?,
+            acme_server: match self.acme {
+                Some(a) => a.server().to_string(),
+                None => d.need("ACME_SERVER")?.to_string(),
+            },
             replicas: self.replicas.unwrap_or(default_replicas),
             replicas_given: self.replicas.is_some(),
-            storage_class: or(&self.storage_class, "STORAGE_CLASS"),
-            kubo_storage_size: or(&self.kubo_storage_size, "KUBO_STORAGE_SIZE"),
-            cluster_storage_size: or(&self.cluster_storage_size, "CLUSTER_STORAGE_SIZE"),
-            kubo_image: or(&self.kubo_image, "KUBO_IMAGE"),
-            cluster_image: or(&self.cluster_image, "CLUSTER_IMAGE"),
+            storage_class: or(&self.storage_class, "STORAGE_CLASS")?,
+            kubo_storage_size: or(&self.kubo_storage_size, "KUBO_STORAGE_SIZE")?,
+            cluster_storage_size: or(&self.cluster_storage_size, "CLUSTER_STORAGE_SIZE")?,
+            kubo_image: or(&self.kubo_image, "KUBO_IMAGE")?,
+            cluster_image: or(&self.cluster_image, "CLUSTER_IMAGE")?,
             mesh,
             // Istio installs and owns its GatewayClass `istio`.
-            gateway_class: if mesh == Mesh::Istio { "istio".into() } else { d.req("GATEWAY_CLASS").to_string() },
+            gateway_class: if mesh == Mesh::Istio { "istio".into() } else { d.need("GATEWAY_CLASS")?.to_string() },
             swarm_service_type: match self.swarm_service_type {
                 Some(t) => t,
-                None => match d.req("SWARM_SERVICE_TYPE") {
+                None => match d.need("SWARM_SERVICE_TYPE")? {
                     "NodePort" => SwarmServiceType::NodePort,
                     _ => SwarmServiceType::LoadBalancer,
                 },
             },
             swarm_ip: match self.swarm_ip {
                 Some(ip) => Some(ip),
-                None => match d.req("SWARM_IP") {
+                None => match d.need("SWARM_IP")? {
                     "" => None,
                     ip => Some(ip.parse().map_err(|_| Error::Usage(format!("values.env: SWARM_IP {ip:?} is not an IP address")))?),
                 },
@@ -164,8 +172,8 @@ impl Settings {
                 None => port_like(&d, "RATE_LIMIT_PER_MINUTE")?,
             },
             filters_dir: self.filters_dir.clone().unwrap_or_else(|| Path::new("target/wasm32-wasip1/release").to_path_buf()),
-            envoy_gateway_version: d.req("ENVOY_GATEWAY_VERSION").to_string(),
-            cert_manager_version: d.req("CERT_MANAGER_VERSION").to_string(),
+            envoy_gateway_version: d.need("ENVOY_GATEWAY_VERSION")?.to_string(),
+            cert_manager_version: d.need("CERT_MANAGER_VERSION")?.to_string(),
             port_swarm: port_like(&d, "PORT_SWARM")?,
             port_cluster_rest: port_like(&d, "PORT_CLUSTER_REST")?,
             port_kubo_rpc: port_like(&d, "PORT_KUBO_RPC")?,
@@ -208,7 +216,7 @@ fn to_json(s: &Settings) -> Result<Value, Error> {
 }
 
 fn port_like<T: std::str::FromStr>(d: &Values, key: &str) -> Result<T, Error> {
-    d.req(key).parse().map_err(|_| Error::Usage(format!("values.env: {key} must be a number")))
+    d.need(key)?.parse().map_err(|_| Error::Usage(format!("values.env: {key} must be a number")))
 }
 
 /// What to deploy, typed and checked once; turned into template values only by `render`.

@@ -83,6 +83,7 @@ impl Object {
 /// The plan as template values: values.env's defaults with the plan's settings over them.
 /// The only place the plan becomes strings.
 fn template_values(p: &Plan) -> Values {
+    // The defaults and the plan's values; their keys are checked by `every_placeholder_*`.
     let mut v = Values::defaults();
     v.set("NAME", &p.name);
     v.set("NAMESPACE", &p.namespace);
@@ -123,12 +124,12 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     }
     for key in ["FILTER_CONFIG_ADD_RESPONSE", "FILTER_CONFIG_HEALTH", "FILTER_CONFIG_ROUTER"] {
         // Filter configuration is inlined as a YAML flow mapping: it must be a JSON object.
-        match serde_json::from_str::<Value>(values.req(key)) {
+        match serde_json::from_str::<Value>(values.need(key)?) {
             Ok(Value::Object(_)) => {}
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
-    let cfg = add_response_config(values.req("FILTER_CONFIG_ADD_RESPONSE"), &input.plan.kubo_image, values.req("MAX_UPLOAD_BYTES"))?;
+    let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
     values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
 
     let mut out = Vec::new();

@@ -37,7 +37,14 @@ impl Values {
         self.0.get(key).map(String::as_str)
     }
 
-    /// A value that must be there (a missing one is a bug in values.env, caught by tests).
+    /// A value that must be there; a missing one is an error naming the key (values.env is
+    /// embedded, so the unit tests catch it before a user could).
+    pub fn need(&self, key: &str) -> Result<&str, crate::errors::Error> {
+        self.get(key).ok_or_else(|| crate::errors::Error::Usage(format!("values.env has no {key}")))
+    }
+
+    /// `need` for tests.
+    #[cfg(test)]
     pub fn req(&self, key: &str) -> &str {
         self.get(key).unwrap_or_else(|| panic!("values.env has no {key}"))
     }

@@ -154,17 +154,18 @@ pub fn split_api_version(av: &str) -> (&str, &str) {
 }
 
 fn install_hint(group: &str) -> String {
-    let v = crate::values::Values::defaults();
+    let d = crate::values::Values::defaults();
+    let v = |key: &str| d.get(key).unwrap_or("(see values.env)").to_string();
     match group {
         "gateway.networking.k8s.io" | "gateway.envoyproxy.io" => format!(
             "install Envoy Gateway {} (it brings the Gateway API CRDs), or use --mesh istio on a cluster with Istio",
-            v.req("ENVOY_GATEWAY_VERSION")
+            v("ENVOY_GATEWAY_VERSION")
         ),
         "cert-manager.io" => format!(
             "install cert-manager {} with its Gateway API support enabled (--enable-gateway-api)",
-            v.req("CERT_MANAGER_VERSION")
+            v("CERT_MANAGER_VERSION")
         ),
-        "extensions.istio.io" => format!("install Istio {} (--mesh istio assumes it is present)", v.req("ISTIO_VERSION")),
+        "extensions.istio.io" => format!("install Istio {} (--mesh istio assumes it is present)", v("ISTIO_VERSION")),
         _ => "this Kubernetes version is too old for the manifests".into(),
     }
 }

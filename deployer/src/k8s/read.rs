@@ -22,10 +22,13 @@ fn api_of<K: Resource<DynamicType = ()>>(cl: &Cluster, ns: Option<&str>) -> Api<
     }
 }
 
-fn typed<K: DeserializeOwned>(o: DynamicObject) -> Result<K, Error> {
-    serde_json::to_value(o)
-        .and_then(serde_json::from_value)
-        .map_err(|e| Error::Unreachable { server: String::new(), context: String::new(), reason: format!("unexpected object: {e}") })
+/// An answer that is not the object it should be: the server is not a usable API server.
+fn typed<K: DeserializeOwned>(cl: &Cluster, o: DynamicObject) -> Result<K, Error> {
+    serde_json::to_value(o).and_then(serde_json::from_value).map_err(|e| Error::Unreachable {
+        server: cl.server.clone(),
+        context: cl.context.clone(),
+        reason: format!("unexpected answer: {e}"),
+    })
 }
 
 /// One object of a built-in kind; `None` when it does not exist.
@@ -37,7 +40,7 @@ where
     retrying(|| api.get_opt(name))
         .await
         .map_err(|e| cl.error(e, &Call::new("get", &ar_of::<K>(), ns, format!("reading {}/{name}", K::kind(&())))))?
-        .map(typed)
+        .map(|o| typed(cl, o))
         .transpose()
 }
 
@@ -52,7 +55,7 @@ where
         .map_err(|e| cl.error(e, &Call::new("list", &ar_of::<K>(), ns, format!("listing {}s", K::kind(&())))))?
         .items
         .into_iter()
-        .map(typed)
+        .map(|o| typed(cl, o))
         .collect()
 }
 
