@@ -472,3 +472,49 @@ async fn up_waits_for_swarm_addresses_and_hands_them_to_the_pods() {
     let err = run_ok(&s.admin(), ns, &["up"]);
     assert_eq!(err.matches("(0 changed)").count(), 5, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_port_mode_announces_the_nodes_external_ip() {
+    let s = support::server();
+    let ns = "t-nodeport";
+    let c = support::client(&s.admin()).await;
+    // A node with an external address, and a stand-in scheduler binding this namespace's
+    // pods to it (nothing schedules here otherwise).
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.clone());
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "node-np"}})).unwrap();
+    nodes.create(&Default::default(), &node).await.unwrap();
+    let st = serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.128.0.5"}, {"type": "ExternalIP", "address": "198.51.100.7"}]}});
+    nodes.patch_status("node-np", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&st)).await.unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), ns);
+    tokio::spawn(async move {
+        loop {
+            for p in pods.list(&Default::default()).await.map(|l| l.items).unwrap_or_default() {
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+                    let name = p.metadata.name.unwrap();
+                    let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": "node-np"}});
+                    let _: Result<serde_json::Value, _> = pods.create_subresource("binding", &name, &Default::default(), &binding).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--swarm-service-type", "node-port", "--timeout", "90", "--address-timeout", "60"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    let node_port = |name: &'static str| {
+        let svcs = svcs.clone();
+        async move {
+            let svc = svcs.get(name).await.unwrap().spec.unwrap();
+            assert_eq!(svc.type_.as_deref(), Some("NodePort"));
+            svc.ports.unwrap()[0].node_port.unwrap()
+        }
+    };
+    let (tcp, udp) = (node_port("ipfs-cluster-swarm-0").await, node_port("ipfs-cluster-swarm-0-udp").await);
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), ns);
+    let data = cms.get("ipfs-cluster-announce").await.unwrap().data.unwrap();
+    let mut want = vec![format!("/ip4/198.51.100.7/tcp/{tcp}"), format!("/ip4/198.51.100.7/udp/{udp}/quic-v1")];
+    want.sort();
+    assert_eq!(serde_json::from_str::<Vec<String>>(&data["ipfs-cluster-0"]).unwrap(), want);
+}
