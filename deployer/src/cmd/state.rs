@@ -19,15 +19,20 @@ pub struct State {
     pub announce: BTreeMap<String, Vec<String>>,
 }
 
-/// Reads the state and settles the plan on it: replicas and the router configuration
-/// default to what runs now.
+/// Reads the state and settles the plan on it: replicas default to what runs now.
 pub async fn prepare(cl: &Cluster, plan: &mut Plan) -> Result<State, Error> {
     let state = read(cl, plan).await?;
     plan.follow_running(state.replicas);
+    Ok(state)
+}
+
+/// For the commands that apply the filters' attachment (`up`): the router configuration
+/// defaults to what runs now.
+pub async fn keep_running_router(cl: &Cluster, plan: &mut Plan) -> Result<(), Error> {
     if plan.router.is_none() {
         plan.keep_router(running_router(cl, plan).await?)?;
     }
-    Ok(state)
+    Ok(())
 }
 
 /// The router filter's configuration in the applied policy, if there is one.

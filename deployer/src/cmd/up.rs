@@ -24,6 +24,7 @@ pub fn values<'a>(objs: impl IntoIterator<Item = &'a Object>) -> Vec<&'a Value> 
 /// The plan settled on the cluster's state and the objects rendered from it.
 async fn rendered(cl: &Cluster, plan: &mut Plan) -> Result<(State, Filters, Vec<Object>), Error> {
     let mut state = state::prepare(cl, plan).await?;
+    state::keep_running_router(cl, plan).await?;
     state.generated.ensure(plan.replicas);
     let filters = Filters::load(&plan.filters_dir)?;
     let objects = render(&Input { plan, generated: &state.generated, filters: &filters, announce: state.announce.clone() })?;
