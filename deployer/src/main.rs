@@ -35,7 +35,7 @@ Start here:
   deployer down                                        # keeps volumes and the cluster secret
 
 Exit codes: 0 ok, 2 usage, 3 local files, 4 kubeconfig, 5 cluster unreachable, 6 forbidden,
-7 CRD missing, 8 wait timed out, 9 refused by the API server, 10 aborted.";
+7 CRD missing (or cert-manager without Gateway API support), 8 wait timed out, 9 refused by the API server, 10 aborted.";
 
 #[derive(Parser)]
 // A flag given twice: the last wins (as in ripgrep), so a wrapper's defaults can be overridden.

@@ -4,14 +4,13 @@
 
 use crate::config::Plan;
 use crate::errors::Error;
-use crate::k8s::apply::apply_all;
+use crate::k8s::apply::{apply_all, FIELD_MANAGER};
 use crate::k8s::wait::{self, WaitArgs};
 use crate::k8s::{read, split_api_version, Cluster};
 use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use crate::k8s::apply::FIELD_MANAGER;
 use kube::api::ListParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,15 +1,14 @@
 //! `up`: every step in order, waiting for each (deployer/README.md, "What `up` does").
 
 use super::state::{self, State};
-use crate::config::Plan;
+use crate::config::{Plan, SwarmServiceType};
 use crate::errors::Error;
 use crate::k8s::apply::apply_all;
 use crate::k8s::wait::{self, WaitArgs};
 use crate::k8s::{read, Cluster};
-use k8s_openapi::api::apps::v1::Deployment;
 use crate::render::{render, Filters, Input, Object};
 use crate::template::Step;
-use crate::config::SwarmServiceType;
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
