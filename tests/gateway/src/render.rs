@@ -111,7 +111,7 @@ pub fn service_ports(objects: &[Value]) -> Vec<ServicePort> {
         let ns = r["metadata"]["namespace"].as_str().unwrap_or("default");
         for rule in r["spec"]["rules"].as_array().into_iter().flatten() {
             for b in rule["backendRefs"].as_array().into_iter().flatten() {
-                if b["kind"].as_str().unwrap_or("Service") == "Service" && b["group"].as_str().unwrap_or("") == "" {
+                if b["kind"].as_str().unwrap_or("Service") == "Service" && b["group"].as_str().unwrap_or("").is_empty() {
                     let sp = ServicePort {
                         namespace: b["namespace"].as_str().unwrap_or(ns).to_string(),
                         service: b["name"].as_str().expect("backendRef name").to_string(),
@@ -138,7 +138,7 @@ pub fn with_backends(objects: &[Value], resolve: &dyn Fn(&ServicePort) -> Option
         let ns = r["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
         for rule in r["spec"]["rules"].as_array_mut().into_iter().flatten() {
             for b in rule["backendRefs"].as_array_mut().into_iter().flatten() {
-                if b["kind"].as_str().unwrap_or("Service") != "Service" || b["group"].as_str().unwrap_or("") != "" {
+                if b["kind"].as_str().unwrap_or("Service") != "Service" || !b["group"].as_str().unwrap_or("").is_empty() {
                     continue;
                 }
                 let sp = ServicePort {
