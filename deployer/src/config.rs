@@ -4,10 +4,11 @@
 use crate::errors::Error;
 use crate::template::Mesh;
 use crate::values::Values;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Acme {
     Staging,
@@ -23,7 +24,7 @@ impl Acme {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
 pub enum SwarmServiceType {
     LoadBalancer,
     NodePort,
@@ -31,7 +32,7 @@ pub enum SwarmServiceType {
 
 /// Settings shared by every subcommand that renders; each is also a config-file key
 /// (kebab-case). Unset ones fall back to the file, then to values.env.
-#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[derive(Debug, Clone, Default, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// YAML file with any of these settings as keys (e.g. `domain: ipfs.example.org`);
@@ -77,9 +78,14 @@ pub struct Settings {
     /// present already).
     #[arg(long, global = true, value_enum)]
     pub mesh: Option<Mesh>,
-    /// How each pod's swarm port (4001 TCP+UDP) is exposed.
+    /// How each pod's swarm port (4001, a TCP and a UDP Service per pod) is exposed.
+    /// NodePort announces the node's ExternalIP with the Service's node port.
     #[arg(long, global = true, value_enum)]
     pub swarm_service_type: Option<SwarmServiceType>,
+    /// A reserved static IP all swarm Services share (LoadBalancer only): pod i is reached
+    /// on port 4001 + i. Default: an address per Service.
+    #[arg(long, global = true, value_name = "IP")]
+    pub swarm_ip: Option<std::net::IpAddr>,
     /// Directory with add_response.wasm, health.wasm and router.wasm.
     /// Default: target/wasm32-wasip1/release (build them with
     /// `cargo build --release --target wasm32-wasip1`).
@@ -88,111 +94,237 @@ pub struct Settings {
     /// Requests per minute per client address on the RPC and REST routes.
     #[arg(long, global = true)]
     pub rate_limit_per_minute: Option<u32>,
+    /// The router filter's configuration, a JSON file (credentials, preset, allowlist:
+    /// filters/router/README.md), checked with the filter's own rules. In the config file
+    /// also as `router:` with the object itself. Unset: what the cluster runs is kept.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub router_config: Option<PathBuf>,
+    /// Config file only: the router filter's configuration as an object.
+    #[arg(skip)]
+    pub router: Option<Value>,
 }
 
 impl Settings {
-    /// Flags over the config file (`--config`).
+    /// Flags over the config file (`--config`): each setting is listed once, in the struct;
+    /// the merge goes through the settings' serde form.
     pub fn merged(&self) -> Result<Settings, Error> {
         let Some(path) = &self.config else { return Ok(self.clone()) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Usage(format!("cannot read config file {}: {e}", path.display())))?;
         let file: Settings = serde_yaml_ng::from_str(&text)
             .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
-        Ok(Settings {
-            config: self.config.clone(),
-            name: self.name.clone().or(file.name),
-            namespace: self.namespace.clone().or(file.namespace),
-            domain: self.domain.clone().or(file.domain),
-            acme_email: self.acme_email.clone().or(file.acme_email),
-            acme: self.acme.or(file.acme),
-            replicas: self.replicas.or(file.replicas),
-            storage_class: self.storage_class.clone().or(file.storage_class),
-            kubo_storage_size: self.kubo_storage_size.clone().or(file.kubo_storage_size),
-            cluster_storage_size: self.cluster_storage_size.clone().or(file.cluster_storage_size),
-            kubo_image: self.kubo_image.clone().or(file.kubo_image),
-            cluster_image: self.cluster_image.clone().or(file.cluster_image),
-            mesh: self.mesh.or(file.mesh),
-            swarm_service_type: self.swarm_service_type.or(file.swarm_service_type),
-            filters_dir: self.filters_dir.clone().or(file.filters_dir),
-            rate_limit_per_minute: self.rate_limit_per_minute.or(file.rate_limit_per_minute),
-        })
-    }
-
-    /// The values the templates see, and the mesh; checks each value's shape.
-    pub fn resolve(&self) -> Result<(Values, Mesh), Error> {
-        let mut v = Values::defaults();
-        let mesh = self.mesh.unwrap_or(Mesh::EnvoyGateway);
-        let mut set = |key: &str, val: Option<String>| {
-            if let Some(val) = val {
-                v.set(key, val);
-            }
+        let (Value::Object(mut merged), Value::Object(flags)) = (to_json(&file)?, to_json(self)?) else {
+            unreachable!("settings serialize as a map")
         };
-        set("NAME", self.name.clone());
-        set("NAMESPACE", self.namespace.clone());
-        set("DOMAIN", self.domain.clone());
-        set("ACME_EMAIL", self.acme_email.clone());
-        set("ACME_SERVER", self.acme.map(|a| a.server().to_string()));
-        set("REPLICAS", self.replicas.map(|r| r.to_string()));
-        set("STORAGE_CLASS", self.storage_class.clone());
-        set("KUBO_STORAGE_SIZE", self.kubo_storage_size.clone());
-        set("CLUSTER_STORAGE_SIZE", self.cluster_storage_size.clone());
-        set("KUBO_IMAGE", self.kubo_image.clone());
-        set("CLUSTER_IMAGE", self.cluster_image.clone());
-        set(
-            "SWARM_SERVICE_TYPE",
-            self.swarm_service_type.map(|t| format!("{t:?}")),
-        );
-        set("RATE_LIMIT_PER_MINUTE", self.rate_limit_per_minute.map(|r| r.to_string()));
-        if mesh == Mesh::Istio {
-            // Istio installs and owns this GatewayClass.
-            v.set("GATEWAY_CLASS", "istio");
-        }
-        check(&v)?;
-        Ok((v, mesh))
+        merged.extend(flags.into_iter().filter(|(_, v)| !v.is_null()));
+        let mut out: Settings =
+            serde_json::from_value(Value::Object(merged)).map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
+        out.config = self.config.clone();
+        Ok(out)
     }
 
-    pub fn filters_dir(&self) -> PathBuf {
-        self.filters_dir
-            .clone()
-            .unwrap_or_else(|| Path::new("target/wasm32-wasip1/release").to_path_buf())
+    /// The typed plan: every setting checked, defaults from values.env filled in.
+    pub fn plan(&self) -> Result<Plan, Error> {
+        let d = Values::defaults();
+        let mesh = self.mesh.unwrap_or(Mesh::EnvoyGateway);
+        let or = |v: &Option<String>, key: &str| -> Result<String, Error> {
+            Ok(match v {
+                Some(v) => v.clone(),
+                None => d.need(key)?.to_string(),
+            })
+        };
+        let default_replicas = port_like(&d, "REPLICAS")?;
+        let plan = Plan {
+            name: or(&self.name, "NAME")?,
+            namespace: or(&self.namespace, "NAMESPACE")?,
+            domain: or(&self.domain, "DOMAIN")?,
+            acme_email: or(&self.acme_email, "ACME_EMAIL")?,
+            acme_server: match self.acme {
+                Some(a) => a.server().to_string(),
+                None => d.need("ACME_SERVER")?.to_string(),
+            },
+            replicas: self.replicas.unwrap_or(default_replicas),
+            replicas_given: self.replicas.is_some(),
+            storage_class: or(&self.storage_class, "STORAGE_CLASS")?,
+            kubo_storage_size: or(&self.kubo_storage_size, "KUBO_STORAGE_SIZE")?,
+            cluster_storage_size: or(&self.cluster_storage_size, "CLUSTER_STORAGE_SIZE")?,
+            kubo_image: or(&self.kubo_image, "KUBO_IMAGE")?,
+            cluster_image: or(&self.cluster_image, "CLUSTER_IMAGE")?,
+            mesh,
+            // Istio installs and owns its GatewayClass `istio`.
+            gateway_class: if mesh == Mesh::Istio { "istio".into() } else { d.need("GATEWAY_CLASS")?.to_string() },
+            swarm_service_type: match self.swarm_service_type {
+                Some(t) => t,
+                None => match d.need("SWARM_SERVICE_TYPE")? {
+                    "NodePort" => SwarmServiceType::NodePort,
+                    _ => SwarmServiceType::LoadBalancer,
+                },
+            },
+            swarm_ip: match self.swarm_ip {
+                Some(ip) => Some(ip),
+                None => match d.need("SWARM_IP")? {
+                    "" => None,
+                    ip => Some(ip.parse().map_err(|_| Error::Usage(format!("values.env: SWARM_IP {ip:?} is not an IP address")))?),
+                },
+            },
+            rate_limit_per_minute: match self.rate_limit_per_minute {
+                Some(r) => r,
+                None => port_like(&d, "RATE_LIMIT_PER_MINUTE")?,
+            },
+            filters_dir: self.filters_dir.clone().unwrap_or_else(|| Path::new("target/wasm32-wasip1/release").to_path_buf()),
+            envoy_gateway_version: d.need("ENVOY_GATEWAY_VERSION")?.to_string(),
+            cert_manager_version: d.need("CERT_MANAGER_VERSION")?.to_string(),
+            port_swarm: port_like(&d, "PORT_SWARM")?,
+            port_cluster_rest: port_like(&d, "PORT_CLUSTER_REST")?,
+            port_kubo_rpc: port_like(&d, "PORT_KUBO_RPC")?,
+            router: self.router_json()?,
+        };
+        plan.check()?;
+        Ok(plan)
     }
 }
 
-fn check(v: &Values) -> Result<(), Error> {
-    let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {:?} {why}", v.req(key))));
-    for key in ["NAME", "NAMESPACE"] {
-        if !is_dns_label(v.req(key)) || v.req(key).len() > 40 {
-            return bad(key, "must be a DNS label of at most 40 characters (a-z, 0-9, '-')");
+impl Settings {
+    /// The router configuration given (file path over inline object), checked.
+    fn router_json(&self) -> Result<Option<Value>, Error> {
+        let v = match (&self.router_config, &self.router) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Usage(format!("cannot read --router-config {}: {e}", path.display())))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Usage(format!("--router-config {}: not JSON: {e}", path.display())))?
+            }
+            (None, Some(v)) => v.clone(),
+            (None, None) => return Ok(None),
+        };
+        check_router(&v).map_err(Error::Usage)?;
+        Ok(Some(v))
+    }
+}
+
+/// The router configuration checked as the filter checks it when Envoy loads it (an
+/// unknown key, a short token, a bad path: the filter would refuse to start).
+pub fn check_router(v: &Value) -> Result<(), String> {
+    if !v.is_object() {
+        return Err("the router configuration must be a JSON object".into());
+    }
+    edge_logic::router::Policy::from_json(v.to_string().as_bytes()).map(|_| ())
+}
+
+fn to_json(s: &Settings) -> Result<Value, Error> {
+    serde_json::to_value(s).map_err(|e| Error::Usage(format!("settings: {e}")))
+}
+
+fn port_like<T: std::str::FromStr>(d: &Values, key: &str) -> Result<T, Error> {
+    d.need(key)?.parse().map_err(|_| Error::Usage(format!("values.env: {key} must be a number")))
+}
+
+/// What to deploy, typed and checked once; turned into template values only by `render`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub namespace: String,
+    pub domain: String,
+    pub acme_email: String,
+    pub acme_server: String,
+    pub replicas: u32,
+    /// Whether `replicas` was set (flag or file) rather than defaulted.
+    replicas_given: bool,
+    /// Empty: the cluster's default StorageClass.
+    pub storage_class: String,
+    pub kubo_storage_size: String,
+    pub cluster_storage_size: String,
+    pub kubo_image: String,
+    pub cluster_image: String,
+    pub mesh: Mesh,
+    pub gateway_class: String,
+    pub swarm_service_type: SwarmServiceType,
+    /// The reserved address every swarm Service shares, if any.
+    pub swarm_ip: Option<std::net::IpAddr>,
+    pub rate_limit_per_minute: u32,
+    pub filters_dir: PathBuf,
+    pub envoy_gateway_version: String,
+    pub cert_manager_version: String,
+    pub port_swarm: u16,
+    pub port_cluster_rest: u16,
+    pub port_kubo_rpc: u16,
+    /// The router filter's configuration; `None` until given or read back from the cluster
+    /// (`keep_router`), then values.env's.
+    pub router: Option<Value>,
+}
+
+impl Plan {
+    /// The one place where replicas default to what runs now: a set value wins, then the
+    /// StatefulSet's current replicas, then values.env.
+    pub fn follow_running(&mut self, running: Option<u32>) {
+        if let (false, Some(r)) = (self.replicas_given, running) {
+            self.replicas = r;
         }
     }
-    let domain = v.req("DOMAIN");
-    if domain.is_empty() || !domain.split('.').all(is_dns_label) || !domain.contains('.') {
-        return bad("DOMAIN", "must be a fully qualified hostname like ipfs.example.org");
-    }
-    let email = v.req("ACME_EMAIL");
-    if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
-        return bad("ACME_EMAIL", "must be an e-mail address");
-    }
-    match v.req("REPLICAS").parse::<u32>() {
-        Ok(n) if (1..=64).contains(&n) => {}
-        _ => return bad("REPLICAS", "must be a number from 1 to 64"),
-    }
-    for key in ["KUBO_STORAGE_SIZE", "CLUSTER_STORAGE_SIZE"] {
-        if !is_quantity(v.req(key)) {
-            return bad(key, "must be a Kubernetes quantity like 100Gi");
+
+    /// The router configuration the cluster runs, kept when none was given (a rerun without
+    /// the flag must not reset credentials and lock out every write).
+    pub fn keep_router(&mut self, running: Option<Value>) -> Result<(), Error> {
+        if self.router.is_none() {
+            if let Some(v) = running {
+                check_router(&v).map_err(|e| {
+                    Error::Usage(format!("the router configuration in the cluster is invalid ({e}); pass --router-config FILE"))
+                })?;
+                self.router = Some(v);
+            }
         }
+        Ok(())
     }
-    let class = v.req("STORAGE_CLASS");
-    if !class.is_empty() && !class.split('.').all(is_dns_label) {
-        return bad("STORAGE_CLASS", "must be a StorageClass name");
+
+    /// An explicit number of peers (`scale N`).
+    pub fn set_replicas(&mut self, n: u32) -> Result<(), Error> {
+        self.replicas = n;
+        self.replicas_given = true;
+        self.check()
     }
-    for key in ["KUBO_IMAGE", "CLUSTER_IMAGE"] {
-        let image = v.req(key);
-        if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c == '"') {
-            return bad(key, "must be an image reference");
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |key: &str, value: &str, why: &str| Err(Error::Usage(format!("{key}: {value:?} {why}")));
+        for (key, v) in [("NAME", &self.name), ("NAMESPACE", &self.namespace)] {
+            if !is_dns_label(v) || v.len() > 40 {
+                return bad(key, v, "must be a DNS label of at most 40 characters (a-z, 0-9, '-')");
+            }
         }
+        let domain = &self.domain;
+        if domain.is_empty() || !domain.split('.').all(is_dns_label) || !domain.contains('.') {
+            return bad("DOMAIN", domain, "must be a fully qualified hostname like ipfs.example.org");
+        }
+        let email = &self.acme_email;
+        if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+            return bad("ACME_EMAIL", email, "must be an e-mail address");
+        }
+        if !(1..=64).contains(&self.replicas) {
+            return bad("REPLICAS", &self.replicas.to_string(), "must be a number from 1 to 64");
+        }
+        for (key, v) in [("KUBO_STORAGE_SIZE", &self.kubo_storage_size), ("CLUSTER_STORAGE_SIZE", &self.cluster_storage_size)] {
+            if !is_quantity(v) {
+                return bad(key, v, "must be a Kubernetes quantity like 100Gi");
+            }
+        }
+        let class = &self.storage_class;
+        if !class.is_empty() && !class.split('.').all(is_dns_label) {
+            return bad("STORAGE_CLASS", class, "must be a StorageClass name");
+        }
+        for (key, image) in [("KUBO_IMAGE", &self.kubo_image), ("CLUSTER_IMAGE", &self.cluster_image)] {
+            if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c == '"') {
+                return bad(key, image, "must be an image reference");
+            }
+        }
+        if self.swarm_ip.is_some() && self.swarm_service_type != SwarmServiceType::LoadBalancer {
+            return Err(Error::Usage("--swarm-ip needs --swarm-service-type load-balancer (a node port has the node's address)".into()));
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Pod `ordinal`'s public swarm port: its own with a shared address, else the same for all.
+    pub fn swarm_public_port(&self, ordinal: u32) -> u16 {
+        if self.swarm_ip.is_some() { self.port_swarm + ordinal as u16 } else { self.port_swarm }
+    }
 }
 
 pub fn is_dns_label(s: &str) -> bool {
@@ -219,18 +351,20 @@ mod tests {
     fn flags_win_over_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
-        std::fs::write(&file, "domain: file.example.org\nreplicas: 5\nmesh: istio\n").unwrap();
+        std::fs::write(&file, "domain: file.example.org\nreplicas: 5\nmesh: istio\nname: from-file\n").unwrap();
         let s = Settings {
             config: Some(file),
             domain: Some("flag.example.org".into()),
+            name: Some("from-flag".into()),
             ..Default::default()
         };
-        let (v, mesh) = s.merged().unwrap().resolve().unwrap();
-        assert_eq!(v.req("DOMAIN"), "flag.example.org");
-        assert_eq!(v.req("REPLICAS"), "5");
-        assert_eq!(mesh, Mesh::Istio);
-        assert_eq!(v.req("GATEWAY_CLASS"), "istio");
-        assert_eq!(v.req("NAME"), "ipfs-cluster");
+        let p = s.merged().unwrap().plan().unwrap();
+        assert_eq!(p.domain, "flag.example.org");
+        assert_eq!(p.name, "from-flag");
+        assert_eq!(p.replicas, 5);
+        assert_eq!(p.mesh, Mesh::Istio);
+        assert_eq!(p.gateway_class, "istio");
+        assert_eq!(p.namespace, "ipfs-cluster");
     }
 
     #[test]
@@ -247,14 +381,64 @@ mod tests {
             Settings { kubo_storage_size: Some("lots".into()), ..Default::default() },
             Settings { acme_email: Some("x\"@y".into()), ..Default::default() },
         ] {
-            assert!(matches!(s.resolve(), Err(Error::Usage(_))), "{s:?}");
+            assert!(matches!(s.plan(), Err(Error::Usage(_))), "{s:?}");
         }
+        assert!(matches!(Settings::default().plan().unwrap().set_replicas(65), Err(Error::Usage(_))));
     }
 
     #[test]
     fn acme_choice_sets_the_server() {
         let s = Settings { acme: Some(Acme::Production), ..Default::default() };
-        assert_eq!(s.resolve().unwrap().0.req("ACME_SERVER"), Acme::Production.server());
-        assert_eq!(Values::defaults().req("ACME_SERVER"), Acme::Staging.server());
+        assert_eq!(s.plan().unwrap().acme_server, Acme::Production.server());
+        assert_eq!(Settings::default().plan().unwrap().acme_server, Acme::Staging.server());
+    }
+
+    #[test]
+    fn router_configuration_is_checked_with_the_filters_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("router.json");
+        std::fs::write(&file, r#"{"credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
+        let p = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap();
+        assert_eq!(p.router.unwrap()["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
+        // A token the filter would refuse (shorter than 16), an unknown key, not an object.
+        for bad in [r#"{"credentials": {"bearer_tokens": ["short"]}}"#, r#"{"presets": "read-only"}"#, "[]"] {
+            std::fs::write(&file, bad).unwrap();
+            let e = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{bad}: {e}");
+        }
+        let e = Settings { router_config: Some(file.clone()), ..Default::default() }.plan().unwrap_err();
+        assert!(e.to_string().contains("JSON object"), "{e}");
+        // The config file's `router:` object; a file path wins over it.
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(&cfg, "router:\n  preset: field-notes\n").unwrap();
+        let p = Settings { config: Some(cfg.clone()), ..Default::default() }.merged().unwrap().plan().unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "field-notes"})));
+        std::fs::write(&file, r#"{"preset": "none"}"#).unwrap();
+        let s = Settings { config: Some(cfg), router_config: Some(file), ..Default::default() };
+        assert_eq!(s.merged().unwrap().plan().unwrap().router, Some(serde_json::json!({"preset": "none"})));
+    }
+
+    #[test]
+    fn the_running_router_configuration_is_kept_unless_given() {
+        let mut p = Settings::default().plan().unwrap();
+        p.keep_router(Some(serde_json::json!({"preset": "none"}))).unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "none"})));
+        p.keep_router(Some(serde_json::json!({"preset": "field-notes"}))).unwrap();
+        assert_eq!(p.router, Some(serde_json::json!({"preset": "none"})), "a given configuration wins");
+        let mut p = Settings::default().plan().unwrap();
+        assert!(p.keep_router(Some(serde_json::json!({"bogus": 1}))).is_err());
+    }
+
+    #[test]
+    fn replicas_follow_what_runs_unless_set() {
+        let mut p = Settings::default().plan().unwrap();
+        assert_eq!(p.replicas, 3);
+        p.follow_running(Some(5));
+        assert_eq!(p.replicas, 5);
+        p.follow_running(None);
+        assert_eq!(p.replicas, 5);
+        let mut p = Settings { replicas: Some(2), ..Default::default() }.plan().unwrap();
+        p.follow_running(Some(5));
+        assert_eq!(p.replicas, 2);
     }
 }

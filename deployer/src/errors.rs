@@ -18,6 +18,9 @@ pub enum Error {
     Forbidden { verb: String, resource: String, ns: String, message: String },
     #[error("the cluster does not serve {kind} ({api_version}): {hint}")]
     CrdMissing { kind: String, api_version: String, hint: String },
+    /// An installed component lacks what `up` needs; the message holds the fix.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("timed out after {seconds}s waiting for {what}{last}\n  hint: `deployer status` shows what is pending; rerun `deployer up` to continue, or raise --timeout")]
     Timeout { what: String, seconds: u64, last: String },
     #[error("the API server refused {what}: {message}")]
@@ -34,7 +37,7 @@ impl Error {
             Error::Kubeconfig(_) => 4,
             Error::Unreachable { .. } => 5,
             Error::Forbidden { .. } => 6,
-            Error::CrdMissing { .. } => 7,
+            Error::CrdMissing { .. } | Error::Unsupported(_) => 7,
             Error::Timeout { .. } => 8,
             Error::Rejected { .. } => 9,
             Error::Aborted(_) => 10,

@@ -1,25 +1,23 @@
 //! `deployer`: IPFS Cluster (Kubo + ipfs-cluster) on Kubernetes behind one hostname.
 //! See deployer/README.md for the commands, exit codes and design.
 
-mod apply;
-mod cluster;
+mod cmd;
 mod config;
 #[cfg(test)]
 mod edge_tests;
 mod errors;
 mod identity;
-mod install;
-mod noop;
+mod k8s;
 mod render;
-mod status;
 #[cfg(test)]
 mod schema_tests;
 mod template;
 mod values;
-mod wait;
 
 use clap::{Parser, Subcommand};
+use cmd::status;
 use config::Settings;
+use k8s::wait;
 use errors::Error;
 use std::path::PathBuf;
 
@@ -39,15 +37,16 @@ Start here:
   deployer down                                        # keeps volumes and the cluster secret
 
 Exit codes: 0 ok, 2 usage, 3 local files, 4 kubeconfig, 5 cluster unreachable, 6 forbidden,
-7 CRD missing, 8 wait timed out, 9 refused by the API server, 10 aborted.";
+7 CRD missing (or cert-manager without Gateway API support), 8 wait timed out, 9 refused by the API server, 10 aborted.";
 
 #[derive(Parser)]
-#[command(name = "deployer", version, about = ABOUT, long_about = LONG_ABOUT)]
+// A flag given twice: the last wins (as in ripgrep), so a wrapper's defaults can be overridden.
+#[command(name = "deployer", version, about = ABOUT, long_about = LONG_ABOUT, args_override_self = true)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
     #[command(flatten)]
-    target: cluster::Target,
+    target: k8s::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +71,11 @@ enum Command {
         /// them: for clusters without internet access.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+        /// Apply none of the CRDs of Envoy Gateway's and cert-manager's release manifests:
+        /// you manage them (they must be in the cluster). CRDs another manager owns are
+        /// left alone anyway.
+        #[arg(long)]
+        skip_crds: bool,
         #[command(flatten)]
         wait: wait::WaitArgs,
     },
@@ -119,21 +123,14 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let settings = cli.settings.merged()?;
+    let plan = cli.settings.merged()?.plan()?;
     match cli.command {
         Command::Render { out } => {
-            let (values, mesh) = settings.resolve()?;
-            let replicas = values.req("REPLICAS").parse().expect("checked");
             let mut generated = identity::Generated::default();
-            generated.ensure(replicas);
-            let filters = render::Filters::load(&settings.filters_dir())?;
-            let objects = render::render(&render::Input {
-                values,
-                mesh,
-                generated: &generated,
-                filters: &filters,
-                announce: Default::default(),
-            })?;
+            generated.ensure(plan.replicas);
+            let filters = render::Filters::load(&plan.filters_dir)?;
+            let objects =
+                render::render(&render::Input { plan: &plan, generated: &generated, filters: &filters, announce: Default::default() })?;
             match out {
                 Some(dir) => {
                     let paths = render::write_dir(&objects, &dir)?;
@@ -149,16 +146,16 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .build()
                 .map_err(|e| Error::Local(format!("cannot start the async runtime: {e}")))?;
             rt.block_on(async move {
-                let mut cl = cluster::Cluster::connect(&cli.target).await?;
+                let mut cl = k8s::Cluster::connect(&cli.target).await?;
                 match command {
                     Command::Render { .. } => unreachable!(),
-                    Command::Up { bundle, wait } => apply::up(&mut cl, &settings, bundle.as_deref(), &wait).await,
-                    Command::Status { output } => status::status(&cl, &settings, output).await,
+                    Command::Up { bundle, skip_crds, wait } => cmd::up::up(&mut cl, plan, bundle.as_deref(), skip_crds, &wait).await,
+                    Command::Status { output } => status::status(&cl, plan, output).await,
                     Command::Down { purge, yes_delete_namespace, wait } => {
-                        apply::down(&cl, &settings, purge, yes_delete_namespace, &wait).await
+                        cmd::down::down(&cl, plan, purge, yes_delete_namespace, &wait).await
                     }
-                    Command::Scale { replicas, wait } => apply::scale(&cl, &settings, replicas, &wait).await,
-                    Command::BenchApply => apply::bench_apply(&cl, &settings).await,
+                    Command::Scale { replicas, wait } => cmd::scale::scale(&cl, plan, replicas, &wait).await,
+                    Command::BenchApply => cmd::up::bench_apply(&cl, plan).await,
                 }
             })
         }

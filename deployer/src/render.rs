@@ -1,8 +1,9 @@
 //! Templates + values -> the objects, in apply order. No cluster needed.
 
+use crate::config::Plan;
 use crate::errors::Error;
 use crate::identity::Generated;
-use crate::template::{substitute, Mesh, Scope, Step, TEMPLATES};
+use crate::template::{substitute, Scope, Step, TEMPLATES};
 use crate::values::Values;
 use base64::Engine as _;
 use serde_json::Value;
@@ -46,10 +47,9 @@ impl Filters {
     }
 }
 
-/// Everything a render needs beyond the values.
+/// Everything a render needs.
 pub struct Input<'a> {
-    pub values: Values,
-    pub mesh: Mesh,
+    pub plan: &'a Plan,
     pub generated: &'a Generated,
     pub filters: &'a Filters,
     /// Pod name -> its public swarm multiaddrs (known once the swarm Services have addresses).
@@ -66,24 +66,49 @@ impl Object {
     pub fn kind(&self) -> &str {
         self.value["kind"].as_str().unwrap_or_default()
     }
+    #[cfg(test)]
     pub fn api_version(&self) -> &str {
         self.value["apiVersion"].as_str().unwrap_or_default()
     }
     pub fn name(&self) -> &str {
         self.value["metadata"]["name"].as_str().unwrap_or_default()
     }
-    pub fn namespace(&self) -> Option<&str> {
-        self.value["metadata"]["namespace"].as_str()
-    }
     /// `Kind/name`, for messages.
+    #[cfg(test)]
     pub fn display(&self) -> String {
         format!("{}/{}", self.kind(), self.name())
     }
 }
 
+/// The plan as template values: values.env's defaults with the plan's settings over them.
+/// The only place the plan becomes strings.
+fn template_values(p: &Plan) -> Values {
+    // The defaults and the plan's values; their keys are checked by `every_placeholder_*`.
+    let mut v = Values::defaults();
+    v.set("NAME", &p.name);
+    v.set("NAMESPACE", &p.namespace);
+    v.set("DOMAIN", &p.domain);
+    v.set("ACME_EMAIL", &p.acme_email);
+    v.set("ACME_SERVER", &p.acme_server);
+    v.set("REPLICAS", p.replicas.to_string());
+    v.set("STORAGE_CLASS", &p.storage_class);
+    v.set("KUBO_STORAGE_SIZE", &p.kubo_storage_size);
+    v.set("CLUSTER_STORAGE_SIZE", &p.cluster_storage_size);
+    v.set("KUBO_IMAGE", &p.kubo_image);
+    v.set("CLUSTER_IMAGE", &p.cluster_image);
+    v.set("GATEWAY_CLASS", &p.gateway_class);
+    v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
+    v.set("SWARM_IP", p.swarm_ip.map(|ip| ip.to_string()).unwrap_or_default());
+    v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
+    if let Some(router) = &p.router {
+        v.set("FILTER_CONFIG_ROUTER", router.to_string());
+    }
+    v
+}
+
 pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
-    let mut values = input.values.clone();
-    let replicas: u32 = values.req("REPLICAS").parse().map_err(|_| Error::Usage("REPLICAS".into()))?;
+    let mut values = template_values(input.plan);
+    let replicas = input.plan.replicas;
     values.set("CLUSTER_SECRET", input.generated.cluster_secret.clone());
     values.set("PEER_IDENTITIES", input.generated.identities_json().to_string());
     let announce: BTreeMap<&String, String> =
@@ -99,27 +124,16 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     }
     for key in ["FILTER_CONFIG_ADD_RESPONSE", "FILTER_CONFIG_HEALTH", "FILTER_CONFIG_ROUTER"] {
         // Filter configuration is inlined as a YAML flow mapping: it must be a JSON object.
-        match serde_json::from_str::<Value>(values.req(key)) {
+        match serde_json::from_str::<Value>(values.need(key)?) {
             Ok(Value::Object(_)) => {}
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
-    // Kubo's version lives only in KUBO_IMAGE: the `Server` header add_response writes must
-    // name the Kubo that actually runs. The upload limit lives in MAX_UPLOAD_BYTES.
-    let mut cfg: serde_json::Map<String, Value> =
-        serde_json::from_str(values.req("FILTER_CONFIG_ADD_RESPONSE")).expect("checked above");
-    if let Some(version) = kubo_version(values.req("KUBO_IMAGE")) {
-        cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
-    }
-    let limit: u64 = values
-        .req("MAX_UPLOAD_BYTES")
-        .parse()
-        .map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
-    cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
-    values.set("FILTER_CONFIG_ADD_RESPONSE", Value::Object(cfg).to_string());
+    let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
+    values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
 
     let mut out = Vec::new();
-    for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.mesh)) {
+    for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.plan.mesh)) {
         let mut instances = Vec::new();
         match t.scope {
             Scope::Once => instances.push(values.clone()),
@@ -127,6 +141,7 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
                 for i in 0..replicas {
                     let mut v = values.clone();
                     v.set("ORDINAL", i.to_string());
+                    v.set("SWARM_PUBLIC_PORT", input.plan.swarm_public_port(i).to_string());
                     instances.push(v);
                 }
             }
@@ -151,6 +166,21 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         }
     }
     Ok(out)
+}
+
+/// add_response's configuration: Kubo's version lives only in KUBO_IMAGE (the `Server`
+/// header add_response writes must name the Kubo that actually runs), the upload limit in
+/// MAX_UPLOAD_BYTES; keys set in the configuration itself win.
+fn add_response_config(base: &str, kubo_image: &str, max_upload: &str) -> Result<Value, Error> {
+    let mut cfg: serde_json::Map<String, Value> = serde_json::from_str(base)
+        .map_err(|_| Error::Usage("FILTER_CONFIG_ADD_RESPONSE must be a JSON object".into()))?;
+    if let Some(version) = kubo_version(kubo_image) {
+        cfg.entry("server").or_insert_with(|| format!("kubo/{version}").into());
+    }
+    let limit: u64 =
+        max_upload.parse().map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
+    cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
+    Ok(Value::Object(cfg))
 }
 
 /// The version in a Kubo image's tag without its `v` (`…/kubo:v0.42.0@sha256:…` -> `0.42.0`);
@@ -208,9 +238,7 @@ fn finish(mut v: Value) -> Value {
 fn prune_nulls(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            // `creationTimestamp: null` is how the server stores an embedded object's
-            // metadata (volumeClaimTemplates): kept so a re-apply compares equal.
-            m.retain(|k, x| !x.is_null() || k == "creationTimestamp");
+            m.retain(|_, x| !x.is_null());
             m.values_mut().for_each(prune_nulls);
         }
         Value::Array(a) => a.iter_mut().for_each(prune_nulls),
@@ -246,6 +274,7 @@ pub fn write_dir(objects: &[Object], dir: &Path) -> Result<Vec<std::path::PathBu
 pub mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::template::Mesh;
 
     /// Small stand-in modules: the real filters are built by another crate for wasm32.
     pub fn fake_filters() -> Filters {
@@ -253,29 +282,106 @@ pub mod tests {
     }
 
     pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
-        let settings = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() };
-        let (values, mesh) = settings.resolve().unwrap();
+        let plan = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap();
         let mut generated = Generated::default();
         generated.ensure(replicas);
         let filters = fake_filters();
-        render(&Input { values, mesh, generated: &generated, filters: &filters, announce: BTreeMap::new() })
-            .unwrap()
+        render(&Input { plan: &plan, generated: &generated, filters: &filters, announce: BTreeMap::new() }).unwrap()
     }
 
     fn find<'a>(objs: &'a [Object], kind: &str, name: &str) -> &'a Value {
         &objs.iter().find(|o| o.kind() == kind && o.name() == name).unwrap_or_else(|| panic!("{kind}/{name}")).value
     }
 
+    fn swarm(objs: &[Object]) -> Vec<&Object> {
+        objs.iter().filter(|o| o.name().starts_with("ipfs-cluster-swarm-")).collect()
+    }
+
     #[test]
-    fn one_swarm_service_per_pod_selected_by_pod_name() {
+    fn a_tcp_and_a_udp_service_per_pod_selected_by_pod_name() {
         let objs = sample(Mesh::EnvoyGateway, 4);
-        let swarm: Vec<_> = objs.iter().filter(|o| o.name().starts_with("ipfs-cluster-swarm-")).collect();
-        assert_eq!(swarm.len(), 4);
-        let s = &swarm[3].value;
-        assert_eq!(s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
-        assert_eq!(s["spec"]["type"], "LoadBalancer");
-        let protos: Vec<_> = s["spec"]["ports"].as_array().unwrap().iter().map(|p| p["protocol"].clone()).collect();
-        assert_eq!(protos, ["TCP", "UDP"]);
+        let swarm = swarm(&objs);
+        assert_eq!(swarm.len(), 8);
+        // GKE refuses mixed protocols in one LoadBalancer Service: one protocol each.
+        for s in &swarm {
+            let ports = s.value["spec"]["ports"].as_array().unwrap();
+            assert_eq!(ports.len(), 1, "{}", s.name());
+            let want = if s.name().ends_with("-udp") { "UDP" } else { "TCP" };
+            assert_eq!(ports[0]["protocol"], want, "{}", s.name());
+            assert_eq!((ports[0]["port"].as_u64(), ports[0]["targetPort"].as_u64()), (Some(4001), Some(4001)));
+            assert_eq!(s.value["spec"]["type"], "LoadBalancer");
+            assert!(s.value["spec"].get("loadBalancerIP").is_none(), "no shared address unless set");
+        }
+        let udp3 = find(&objs, "Service", "ipfs-cluster-swarm-3-udp");
+        assert_eq!(udp3["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
+        assert_eq!(find(&objs, "Service", "ipfs-cluster-swarm-3")["spec"]["selector"]["statefulset.kubernetes.io/pod-name"], "ipfs-cluster-3");
+    }
+
+    #[test]
+    fn a_shared_static_ip_gives_each_pod_its_own_port() {
+        let s = Settings { swarm_ip: Some("203.0.113.9".parse().unwrap()), replicas: Some(3), ..Default::default() };
+        let plan = s.plan().unwrap();
+        let mut g = Generated::default();
+        g.ensure(3);
+        let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        for (name, port) in [("ipfs-cluster-swarm-0", 4001), ("ipfs-cluster-swarm-2-udp", 4003)] {
+            let svc = find(&objs, "Service", name);
+            assert_eq!(svc["spec"]["loadBalancerIP"], "203.0.113.9");
+            assert_eq!(svc["spec"]["ports"][0]["port"], port, "{name}");
+            assert_eq!(svc["spec"]["ports"][0]["targetPort"], 4001, "{name}");
+        }
+        let node_port = Settings { swarm_ip: Some("203.0.113.9".parse().unwrap()), swarm_service_type: Some(crate::config::SwarmServiceType::NodePort), ..Default::default() };
+        assert!(matches!(node_port.plan(), Err(Error::Usage(_))));
+    }
+
+    /// The Kubo container's start script, run by `sh` with a stand-in `ipfs` that records
+    /// its arguments (the real one is not on this machine's PATH for tests).
+    fn kubo_config_calls(pod_ip: &str) -> Vec<String> {
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let sts = find(&objs, "StatefulSet", "ipfs-cluster");
+        let kubo = &sts["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(kubo["name"], "kubo");
+        assert!(kubo["env"].as_array().unwrap().iter().any(|e| e["name"] == "POD_IP" && e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"));
+        let script = kubo["args"][0].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(bin.join("ipfs"), format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\t' \"$a\"; done >> {}\necho >> {}\n", log.display(), log.display())).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(bin.join("ipfs")).status().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        std::fs::write(repo.join("config"), "{}").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("IPFS_PATH", &repo)
+            .env("POD_NAME", "ipfs-cluster-0")
+            .env("POD_IP", pod_ip)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn kubo_lets_peers_of_the_cluster_dial_each_other_over_pod_ips() {
+        let server: Vec<String> = crate::values::Values::defaults().req("KUBO_SERVER_ADDR_FILTERS").split(' ').map(str::to_string).collect();
+        for (ip, own) in [("10.8.1.7", "/ip4/10.0.0.0/ipcidr/8"), ("100.72.0.9", "/ip4/100.64.0.0/ipcidr/10"), ("172.20.3.4", "/ip4/172.16.0.0/ipcidr/12"), ("fd12::5", "/ip6/fc00::/ipcidr/7")] {
+            let calls = kubo_config_calls(ip);
+            for key in ["Swarm.AddrFilters", "Addresses.NoAnnounce"] {
+                let call = calls.iter().find(|c| c.starts_with(&format!("config\t--json\t{key}\t"))).unwrap_or_else(|| panic!("{key}: {calls:?}"));
+                let list: Vec<String> = serde_json::from_str(call.split('\t').nth(3).unwrap()).unwrap();
+                let want: Vec<String> = server.iter().filter(|f| *f != own).cloned().collect();
+                assert_eq!(list, want, "{ip} {key}");
+            }
+        }
+        // A public pod address keeps the whole server list.
+        let calls = kubo_config_calls("34.1.2.3");
+        let call = calls.iter().find(|c| c.contains("Swarm.AddrFilters")).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<String>>(call.split('\t').nth(3).unwrap()).unwrap(), server);
+        assert_eq!(server.len(), 19, "Kubo v0.42.0's defaultServerFilters has 19 entries");
     }
 
     #[test]
@@ -368,14 +474,13 @@ pub mod tests {
 
     #[test]
     fn announce_addresses_change_the_pod_template() {
-        let settings = Settings::default();
-        let (values, mesh) = settings.resolve().unwrap();
+        let plan = Settings::default().plan().unwrap();
         let mut g = Generated::default();
         g.ensure(3);
         let f = fake_filters();
-        let a = render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap();
+        let a = render(&Input { plan: &plan, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap();
         let announce = BTreeMap::from([("ipfs-cluster-0".to_string(), vec!["/ip4/203.0.113.7/tcp/4001".to_string()])]);
-        let b = render(&Input { values, mesh, generated: &g, filters: &f, announce }).unwrap();
+        let b = render(&Input { plan: &plan, generated: &g, filters: &f, announce }).unwrap();
         let ann = |o: &[Object]| find(o, "StatefulSet", "ipfs-cluster")["spec"]["template"]["metadata"]["annotations"].clone();
         assert_ne!(ann(&a), ann(&b));
         let cm = find(&b, "ConfigMap", "ipfs-cluster-announce");
@@ -404,23 +509,49 @@ pub mod tests {
             };
             assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0", "max_upload_bytes": 10737418240u64}), "{}", mesh.as_str());
         }
-        let (mut values, mesh) = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.resolve().unwrap();
-        values.set("FILTER_CONFIG_ADD_RESPONSE", r#"{"max_line_bytes":1024}"#);
+        let plan = Settings { kubo_image: Some("ipfs/kubo:v0.41.1".into()), ..Default::default() }.plan().unwrap();
         let mut g = Generated::default();
         g.ensure(1);
-        let objs = render(&Input { values, mesh, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
         let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
         let w = p["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "add_response").unwrap().clone();
-        assert_eq!(w["config"], serde_json::json!({"max_line_bytes": 1024, "server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
+        assert_eq!(w["config"], serde_json::json!({"server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
+        // Keys of the configuration itself win.
+        let cfg = add_response_config(r#"{"max_line_bytes":1024,"server":"x"}"#, "ipfs/kubo:v0.41.1", "5").unwrap();
+        assert_eq!(cfg, serde_json::json!({"max_line_bytes": 1024, "server": "x", "max_upload_bytes": 5}));
+        assert!(add_response_config("[]", "k", "5").is_err());
+    }
+
+    #[test]
+    fn the_router_configuration_reaches_the_filter_in_both_meshes() {
+        let router = serde_json::json!({"preset": "none", "credentials": {"basic": {"op": "correct horse battery"}}});
+        for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
+            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
+            plan.router = Some(router.clone());
+            let mut g = Generated::default();
+            g.ensure(1);
+            let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+            let cfg = match mesh {
+                Mesh::EnvoyGateway => find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters")["spec"]["wasm"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|w| w["rootID"] == "router")
+                    .unwrap()["config"]
+                    .clone(),
+                Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-router")["spec"]["pluginConfig"].clone(),
+            };
+            assert_eq!(cfg, router, "{}", mesh.as_str());
+        }
     }
 
     #[test]
     fn rendering_is_deterministic_for_the_same_inputs() {
-        let (values, mesh) = Settings::default().resolve().unwrap();
+        let plan = Settings::default().plan().unwrap();
         let mut g = Generated::default();
         g.ensure(3);
         let f = fake_filters();
-        let r = || to_yaml(&render(&Input { values: values.clone(), mesh, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap());
+        let r = || to_yaml(&render(&Input { plan: &plan, generated: &g, filters: &f, announce: BTreeMap::new() }).unwrap());
         assert_eq!(r(), r());
     }
 }

@@ -15,7 +15,17 @@ use std::process::Command;
 const BUILT_IN_GROUPS: [&str; 4] = ["", "apps", "policy", "networking.k8s.io"];
 
 fn is_built_in(o: &Object) -> bool {
-    BUILT_IN_GROUPS.contains(&crate::cluster::split_api_version(o.api_version()).0)
+    BUILT_IN_GROUPS.contains(&crate::k8s::split_api_version(o.api_version()).0)
+}
+
+/// `KUBERNETES_VALIDATE_VERSION` from scripts/env.sh, the one place for tool versions.
+fn kubernetes_validate_version() -> String {
+    let env = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/env.sh");
+    let text = std::fs::read_to_string(&env).unwrap_or_else(|e| panic!("{}: {e}", env.display()));
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("KUBERNETES_VALIDATE_VERSION="))
+        .map(|v| v.trim_matches(['"', '\'']).to_string())
+        .unwrap_or_else(|| panic!("no KUBERNETES_VALIDATE_VERSION= line in {}", env.display()))
 }
 
 fn kubernetes_validate() -> PathBuf {
@@ -32,8 +42,9 @@ fn kubernetes_validate() -> PathBuf {
     assert!(
         p.exists(),
         "{} is missing: install it with `python3 -m venv $IPFS_EDGE_CACHE/venv && \
-         $IPFS_EDGE_CACHE/venv/bin/pip install kubernetes-validate==1.37.0` (or set KUBERNETES_VALIDATE)",
-        p.display()
+         $IPFS_EDGE_CACHE/venv/bin/pip install kubernetes-validate=={}` (or `./x setup`, or set KUBERNETES_VALIDATE)",
+        p.display(),
+        kubernetes_validate_version()
     );
     p
 }
@@ -138,7 +149,7 @@ fn custom_resources_match_their_crds() {
         let customs: Vec<Object> = sample(mesh, 3).into_iter().filter(|o| !is_built_in(o)).collect();
         assert!(customs.len() >= 6, "{}: too few custom resources", mesh.as_str());
         for o in &customs {
-            let (group, version) = crate::cluster::split_api_version(o.api_version());
+            let (group, version) = crate::k8s::split_api_version(o.api_version());
             let key = (group.to_string(), version.to_string(), o.kind().to_string());
             let mut schema = crds
                 .get(&key)
@@ -159,6 +170,16 @@ fn custom_resources_match_their_crds() {
             assert!(errors.is_empty(), "{} {}: {}", mesh.as_str(), o.display(), errors.join("\n"));
         }
     }
+}
+
+#[test]
+fn the_validator_is_the_version_scripts_env_sh_pins() {
+    let want = kubernetes_validate_version();
+    assert!(want.split('.').count() == 3 && want.split('.').all(|p| p.parse::<u32>().is_ok()), "{want:?}");
+    let tool = kubernetes_validate();
+    let out = Command::new(&tool).arg("--version").output().expect("kubernetes-validate runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&want), "{} --version says {text:?}, scripts/env.sh pins {want}: run `./x setup`", tool.display());
 }
 
 #[test]

@@ -37,17 +37,26 @@ impl Values {
         self.0.get(key).map(String::as_str)
     }
 
-    /// A value that must be there (a missing one is a bug in values.env, caught by tests).
+    /// A value that must be there; a missing one is an error naming the key (values.env is
+    /// embedded, so the unit tests catch it before a user could).
+    pub fn need(&self, key: &str) -> Result<&str, crate::errors::Error> {
+        self.get(key).ok_or_else(|| crate::errors::Error::Usage(format!("values.env has no {key}")))
+    }
+
+    /// `need` for tests.
+    #[cfg(test)]
     pub fn req(&self, key: &str) -> &str {
         self.get(key).unwrap_or_else(|| panic!("values.env has no {key}"))
     }
 
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.0.insert(key.to_string(), value.into());
-    }
-
+    /// A port from values.env, for tests.
+    #[cfg(test)]
     pub fn port(&self, key: &str) -> u16 {
         self.req(key).parse().unwrap_or_else(|_| panic!("{key} is not a port"))
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.0.insert(key.to_string(), value.into());
     }
 }
 
@@ -68,7 +77,7 @@ mod tests {
         assert_eq!(v.req("ENVOY_GATEWAY_VERSION"), "v1.9.0");
         assert_eq!(v.req("CERT_MANAGER_VERSION"), "v1.21.1");
         assert_eq!(v.req("KUBERNETES_SCHEMA_VERSION"), "1.33.0");
-        assert_eq!(v.port("PORT_SWARM"), 4001);
+        assert_eq!(v.req("PORT_SWARM"), "4001");
         assert_eq!(v.req("STORAGE_CLASS"), "");
     }
 

@@ -38,7 +38,8 @@ fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
         c.arg("--bundle").arg(e.bundle.path());
     }
     if args.first() != Some(&"status") {
-        c.args(["--timeout", "90"]);
+        // No cloud controller here: swarm Services get no address unless a test gives them one.
+        c.args(["--timeout", "90", "--address-timeout", "1"]);
     }
     c
 }
@@ -110,7 +111,11 @@ fn swarm_services(list: &[Service]) -> Vec<String> {
 async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let s = support::server();
     let ns = "t-twice";
-    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
+    // The router's configuration from a file; the second `up` goes without the flag.
+    let router = support::scratch("router");
+    let router_file = router.path().join("router.json");
+    std::fs::write(&router_file, r#"{"credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "2", "--router-config", router_file.to_str().unwrap()]);
     for step in ["[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"] {
         assert!(err.contains(step), "no {step} in:\n{err}");
     }
@@ -124,10 +129,18 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
 
     // Every kind landed.
     let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items), ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-1"]);
-    let swarm = svcs.get("ipfs-cluster-swarm-0").await.unwrap().spec.unwrap();
-    let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
-    assert_eq!(protocols, ["TCP", "UDP"]);
+    assert_eq!(
+        swarm_services(&svcs.list(&Default::default()).await.unwrap().items),
+        ["ipfs-cluster-swarm-0", "ipfs-cluster-swarm-0-udp", "ipfs-cluster-swarm-1", "ipfs-cluster-swarm-1-udp"]
+    );
+    // One protocol per Service (GKE refuses mixed ones in a LoadBalancer Service).
+    for (name, want) in [("ipfs-cluster-swarm-0", "TCP"), ("ipfs-cluster-swarm-0-udp", "UDP")] {
+        let swarm = svcs.get(name).await.unwrap().spec.unwrap();
+        let protocols: Vec<_> = swarm.ports.unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
+        assert_eq!(protocols, [want]);
+    }
+    // No address arrived in time (no cloud controller): `up` says what to run when they do.
+    assert!(err.contains("2 of 2 pods have no public swarm address yet") && err.contains("run `deployer up` again"), "{err}");
     for (g, v, k, name) in [
         ("policy", "v1", "PodDisruptionBudget", "ipfs-cluster"),
         ("gateway.networking.k8s.io", "v1", "Gateway", "ipfs-cluster"),
@@ -137,6 +150,13 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
         let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)));
         api.get(name).await.unwrap_or_else(|e| panic!("{k}/{name}: {e}"));
     }
+    let policy = |c: Client| async move {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+        let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+        let p = api.get("ipfs-cluster-filters").await.unwrap();
+        p.data["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "router").unwrap()["config"].clone()
+    };
+    assert_eq!(policy(c.clone()).await["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
     let before = settled(&c, ns).await;
     assert!(before.len() > 25, "{before:?}");
 
@@ -146,6 +166,12 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).collect();
     assert!(changed.is_empty() && after.len() == before.len(), "changed by the second up: {changed:?}");
     assert_eq!(err.matches("(0 changed)").count(), 5, "a rerun changed something:\n{err}");
+    // Without --router-config the running configuration is kept, not reset; with the same
+    // file again nothing is written either.
+    assert_eq!(policy(c.clone()).await["credentials"]["bearer_tokens"][0], "ci-4b1d0c0ffee5eed5a1t");
+    let err = run_ok(&s.admin(), ns, &["up", "--router-config", router_file.to_str().unwrap()]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "the same router configuration changed something:\n{err}");
+    assert_eq!(snapshot(&c, ns).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,7 +204,7 @@ async fn up_killed_midway_then_rerun_converges() {
     support::resume(&c, ns).await;
     let err = run_ok(&s.admin(), ns, &["up"]);
     assert!(err.contains("[6/6]"), "{err}");
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 6);
     // The identities made before the kill are kept, not regenerated.
     assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids_before);
     let before = settled(&c, ns).await;
@@ -238,7 +264,7 @@ async fn versions(svcs: &Api<Service>) -> BTreeMap<String, String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scale_3_to_5_adds_exactly_two_swarm_services() {
+async fn scale_3_to_5_adds_exactly_the_swarm_services_of_two_pods() {
     let s = support::server();
     let ns = "t-scale";
     let c = support::client(&s.admin()).await;
@@ -248,7 +274,7 @@ async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     run_ok(&s.admin(), ns, &["scale", "5"]);
     let after = versions(&svcs).await;
     let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
-    assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-4"]);
+    assert_eq!(added, ["ipfs-cluster-swarm-3", "ipfs-cluster-swarm-3-udp", "ipfs-cluster-swarm-4", "ipfs-cluster-swarm-4-udp"]);
     for (k, v) in &before {
         assert_eq!(after.get(k), Some(v), "{k} changed by scale");
     }
@@ -256,7 +282,7 @@ async fn scale_3_to_5_adds_exactly_two_swarm_services() {
     assert_eq!(sts.get("ipfs-cluster").await.unwrap().spec.unwrap().replicas, Some(5));
     // Scaling down removes the swarm Services of the gone ordinals.
     run_ok(&s.admin(), ns, &["scale", "3"]);
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -275,7 +301,8 @@ async fn a_user_without_rights_gets_the_forbidden_message() {
 
 /// Write requests (create, update, patch, delete) by the deployer's user in the audit log
 /// after byte `from` that touch namespace `ns` or the namespace itself. Server-side dry runs
-/// are not writes.
+/// are not writes, nor are requests through the pod proxy (Kubo's RPC reads, such as the
+/// announced addresses `up` reports, are POSTs, audited as "create").
 fn writes_since(log: &Path, from: usize, ns: &str) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap();
     text[from..]
@@ -287,6 +314,7 @@ fn writes_since(log: &Path, from: usize, ns: &str) -> Vec<String> {
                 && e["user"]["username"] == "admin"
                 && ["create", "update", "patch", "delete", "deletecollection"].contains(&e["verb"].as_str().unwrap_or(""))
                 && !e["requestURI"].as_str().unwrap_or("").contains("dryRun")
+                && r["subresource"] != "proxy"
                 && (r["namespace"] == ns || (r["resource"] == "namespaces" && r["name"] == ns))
         })
         .map(|e| format!("{} {}", e["verb"].as_str().unwrap_or(""), e["requestURI"].as_str().unwrap_or("")))
@@ -359,7 +387,7 @@ async fn up_killed_at_several_points_then_rerun_converges() {
     let err = run_ok(&s.admin(), ns, &["up", "--replicas", "3"]);
     assert!(err.contains("[6/6]"), "{err}");
     let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
-    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 3);
+    assert_eq!(swarm_services(&svcs.list(&Default::default()).await.unwrap().items).len(), 6);
     assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
     assert_eq!(secrets.get("ipfs-cluster-cluster-secret").await.unwrap().data, cluster_secret);
     let before = settled(&c, ns).await;
@@ -511,4 +539,220 @@ async fn up_across_an_api_server_restart_then_rerun_converges() {
     let err = run_ok(&s.admin(), ns, &["up"]);
     assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
     assert_eq!(snapshot(&c, ns).await, before);
+}
+
+/// A deployer command with its own arguments only (no helper defaults such as --timeout).
+fn run_bare(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
+    let e = env();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    c.arg("--kubeconfig").arg(kubeconfig).args(["--namespace", ns, "--domain", "ipfs.example.test"]);
+    c.arg("--filters-dir").arg(e.filters.path()).args(args);
+    if args.first() == Some(&"up") {
+        c.arg("--bundle").arg(e.bundle.path());
+        if !args.contains(&"--address-timeout") {
+            c.args(["--address-timeout", "1"]);
+        }
+    }
+    let out = c.output().expect("deployer runs");
+    eprintln!("$ deployer {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+async fn namespace(c: &Client, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+    let body: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    api.create(&Default::default(), &body).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_refused_midway_is_forbidden_not_unreachable() {
+    let s = support::server();
+    let ns = "t-partial";
+    let c = support::client(&s.admin()).await;
+    namespace(&c, ns).await;
+    // `nobody` may read secrets and StatefulSets here, but not list Services.
+    let rbac = |kind: &str, body: serde_json::Value| {
+        let c = c.clone();
+        let kind = kind.to_string();
+        async move {
+            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", &kind));
+            let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+            api.create(&Default::default(), &serde_json::from_value(body).unwrap()).await.unwrap();
+        }
+    };
+    rbac("Role", serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "some"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+                  {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]}]})).await;
+    rbac("RoleBinding", serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "some"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "some"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "nobody"}]})).await;
+    let out = run_bare(&s.nobody(), ns, &["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("cannot list services in namespace t-partial"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kind_not_served_is_exit_7_before_anything_is_written() {
+    let s = support::server();
+    let ns = "t-istio";
+    // No Istio on this server: WasmPlugin is not served (the Gateway API is: the shared
+    // server has the bundle's CRDs).
+    let out = run_bare(&s.admin(), ns, &["up", "--mesh", "istio", "--timeout", "90"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("the cluster does not serve") && err.contains("install"), "{err}");
+    let c = support::client(&s.admin()).await;
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c);
+    assert!(nss.get_opt(ns).await.unwrap().is_none(), "written before the kinds were checked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_that_runs_out_is_exit_8() {
+    let s = support::server();
+    let ns = "t-timeout";
+    let c = support::client(&s.admin()).await;
+    support::pause(&c, ns).await;
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--timeout", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("timed out after 3s waiting for"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_the_server_refuses_is_exit_9() {
+    let s = support::server();
+    let ns = "t-refused";
+    let c = support::client(&s.admin()).await;
+    namespace(&c, ns).await;
+    // A Service by the headless Service's name with a cluster IP: the IP is immutable, so
+    // applying `clusterIP: None` over it is refused (422).
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    let body: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "ipfs-cluster-peers"},
+        "spec": {"ports": [{"port": 9096}]}}))
+    .unwrap();
+    svcs.create(&Default::default(), &body).await.unwrap();
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--timeout", "90"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(err.contains("the API server refused applying Service/ipfs-cluster-peers"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_filter_hashes_wait_for_every_server_pod() {
+    let s = support::server();
+    let ns = "t-rollout";
+    let c = support::client(&s.admin()).await;
+    run_ok(&s.admin(), ns, &["up", "--replicas", "1"]);
+    let hashes = || {
+        let c = c.clone();
+        async move {
+            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+            let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+            let p = api.get("ipfs-cluster-filters").await.unwrap();
+            p.data["spec"]["wasm"].as_array().unwrap().iter().map(|w| w["code"]["http"]["sha256"].clone()).collect::<Vec<_>>()
+        }
+    };
+    let before = hashes().await;
+    // New filter bytes while no new pod can become ready: the old pods keep serving the
+    // old bytes, so the policy must keep pinning the old hashes.
+    let filters = support::scratch("filters-new");
+    for f in ["health", "router", "add_response"] {
+        std::fs::write(filters.path().join(format!("{f}.wasm")), format!("\0asm\x01\0\0\0{f} v2")).unwrap();
+    }
+    support::pause(&c, ns).await;
+    let out = run_bare(&s.admin(), ns, &["up", "--timeout", "5", "--filters-dir", filters.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("Deployment ipfs-cluster-filters available"), "{err}");
+    assert_eq!(hashes().await, before, "new hashes pinned while old pods still serve");
+    support::resume(&c, ns).await;
+    run_ok(&s.admin(), ns, &["up", "--filters-dir", filters.path().to_str().unwrap()]);
+    assert_ne!(hashes().await, before);
+}
+
+/// Stands in for a cloud provider's load balancer controller in one namespace: after a
+/// delay, gives each swarm Service an address (203.0.113.10 + ordinal, TEST-NET-3).
+fn give_addresses(c: Client, ns: &'static str, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let svcs: Api<Service> = Api::namespaced(c, ns);
+        loop {
+            for svc in svcs.list(&ListParams::default().labels("app.kubernetes.io/component=swarm")).await.map(|l| l.items).unwrap_or_default() {
+                let name = svc.metadata.name.clone().unwrap();
+                let has = svc.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).is_some_and(|i| !i.is_empty());
+                let ord: u32 = name.trim_end_matches("-udp").rsplit('-').next().unwrap().parse().unwrap();
+                if !has {
+                    let st = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": format!("203.0.113.{}", 10 + ord)}]}}});
+                    let _ = svcs.patch_status(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&st)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_waits_for_swarm_addresses_and_hands_them_to_the_pods() {
+    let s = support::server();
+    let ns = "t-swarm";
+    let c = support::client(&s.admin()).await;
+    give_addresses(c.clone(), ns, Duration::from_secs(20));
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "2", "--timeout", "90", "--address-timeout", "120"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("public swarm addresses handed to the pods"), "{err}");
+    assert!(!err.contains("no public swarm address yet"), "{err}");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), ns);
+    let data = cms.get("ipfs-cluster-announce").await.unwrap().data.unwrap();
+    let addrs: Vec<String> = serde_json::from_str(&data["ipfs-cluster-1"]).unwrap();
+    assert_eq!(addrs, ["/ip4/203.0.113.11/tcp/4001", "/ip4/203.0.113.11/udp/4001/quic-v1"]);
+    // `status` shows each peer's public addresses.
+    let out = run_bare(&s.admin(), ns, &["status", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["swarm"]["ipfs-cluster-0"], serde_json::json!(["/ip4/203.0.113.10/tcp/4001", "/ip4/203.0.113.10/udp/4001/quic-v1"]));
+    assert!(!report["pending"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains("swarm")), "{report}");
+    // A rerun with the addresses in place changes nothing.
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert_eq!(err.matches("(0 changed)").count(), 5, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_port_mode_announces_the_nodes_external_ip() {
+    let s = support::server();
+    let ns = "t-nodeport";
+    let c = support::client(&s.admin()).await;
+    // The real scheduler places the pod on KWOK's node (the only schedulable one); that node
+    // gets an external address as a cloud's node has one. KWOK keeps it: only its
+    // node-initialize stage writes addresses, and that has run before the tests start.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(c.clone());
+    let kwok: Vec<_> = nodes.list(&ListParams::default().labels("type=kwok")).await.unwrap().items;
+    assert_eq!(kwok.len(), 1, "one KWOK node expected");
+    let node = kwok[0].metadata.name.clone().unwrap();
+    let mut addresses: Vec<serde_json::Value> = kwok[0].status.as_ref().and_then(|s| s.addresses.clone()).unwrap_or_default()
+        .into_iter().filter(|a| a.type_ != "ExternalIP").map(|a| serde_json::json!({"type": a.type_, "address": a.address})).collect();
+    addresses.push(serde_json::json!({"type": "ExternalIP", "address": "198.51.100.7"}));
+    let st = serde_json::json!({"status": {"addresses": addresses}});
+    nodes.patch_status(&node, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&st)).await.unwrap();
+    let out = run_bare(&s.admin(), ns, &["up", "--replicas", "1", "--swarm-service-type", "node-port", "--timeout", "90", "--address-timeout", "60"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), ns);
+    let placed = pods.get("ipfs-cluster-0").await.unwrap().spec.unwrap().node_name;
+    assert_eq!(placed.as_deref(), Some(node.as_str()), "not scheduled on KWOK's node");
+    let svcs: Api<Service> = Api::namespaced(c.clone(), ns);
+    let node_port = |name: &'static str| {
+        let svcs = svcs.clone();
+        async move {
+            let svc = svcs.get(name).await.unwrap().spec.unwrap();
+            assert_eq!(svc.type_.as_deref(), Some("NodePort"));
+            svc.ports.unwrap()[0].node_port.unwrap()
+        }
+    };
+    let (tcp, udp) = (node_port("ipfs-cluster-swarm-0").await, node_port("ipfs-cluster-swarm-0-udp").await);
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.clone(), ns);
+    let data = cms.get("ipfs-cluster-announce").await.unwrap().data.unwrap();
+    let mut want = vec![format!("/ip4/198.51.100.7/tcp/{tcp}"), format!("/ip4/198.51.100.7/udp/{udp}/quic-v1")];
+    want.sort();
+    assert_eq!(serde_json::from_str::<Vec<String>>(&data["ipfs-cluster-0"]).unwrap(), want);
 }

@@ -1,4 +1,4 @@
-//! The deployer's config file reader (`Settings::merged`, then `resolve`).
+//! The deployer's config file reader (`Settings::merged`, then `plan`).
 //! The deployer is a binary crate, so its source files are compiled into
 //! this target as modules of their own (the same code, no copy); what it
 //! reads is written to a file, as `--config FILE` gives it. Properties:
@@ -31,6 +31,16 @@ fn file() -> &'static PathBuf {
     F.get_or_init(|| std::env::temp_dir().join(format!("edge-fuzz-deployer-{}.yaml", std::process::id())))
 }
 
+/// A valid router configuration, as `--router-config FILE` gives it.
+fn router_file() -> &'static PathBuf {
+    static F: OnceLock<PathBuf> = OnceLock::new();
+    F.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("edge-fuzz-deployer-router-{}.json", std::process::id()));
+        std::fs::write(&p, r#"{"credentials": {"bearer_tokens": ["fuzz-4b1d0c0ffee5eed5a1t"]}}"#).expect("temporary router file");
+        p
+    })
+}
+
 fn all_flags() -> Settings {
     Settings {
         config: None,
@@ -46,8 +56,12 @@ fn all_flags() -> Settings {
         kubo_image: Some("docker.io/ipfs/kubo:v0.42.0".into()),
         cluster_image: Some("docker.io/ipfs/ipfs-cluster:v1.1.6".into()),
         mesh: Some(Mesh::Istio),
-        swarm_service_type: Some(SwarmServiceType::NodePort),
+        // LoadBalancer: a shared swarm IP needs it.
+        swarm_service_type: Some(SwarmServiceType::LoadBalancer),
+        swarm_ip: Some("192.0.2.4".parse().unwrap()),
         filters_dir: Some("f".into()),
+        // Wins over the file's `router:` object.
+        router_config: Some(router_file().clone()),
         rate_limit_per_minute: Some(7),
         // A setting added later is a flag not given here: the property then
         // fails where the file sets it, which is the prompt to add it.
@@ -62,10 +76,10 @@ fuzz_target!(init: edge_fuzz::init("deployer_config"), |data: &[u8]| {
 
     let only_file = Settings { config: Some(path.clone()), ..Default::default() };
     match only_file.merged() {
-        Ok(s) => match s.resolve() {
+        Ok(s) => match s.plan() {
             Ok(_) => {}
             Err(Error::Usage(_)) => {}
-            Err(e) => panic!("resolve: not a usage error: {e}"),
+            Err(e) => panic!("plan: not a usage error: {e}"),
         },
         Err(Error::Usage(m)) => assert!(m.contains(&shown), "the error does not name the file: {m}"),
         Err(e) => panic!("merged: not a usage error: {e}"),
@@ -74,8 +88,8 @@ fuzz_target!(init: edge_fuzz::init("deployer_config"), |data: &[u8]| {
     let flags = all_flags();
     let with_file = Settings { config: Some(path.clone()), ..all_flags() };
     if let Ok(merged) = with_file.merged() {
-        let (a, b) = (merged.resolve().expect("the flags are valid"), flags.resolve().expect("the flags are valid"));
+        // The plan holds every setting, the filters' directory included.
+        let (a, b) = (merged.plan().expect("the flags are valid"), flags.plan().expect("the flags are valid"));
         assert_eq!(a, b, "the file won over a flag");
-        assert_eq!(merged.filters_dir(), flags.filters_dir());
     }
 });

@@ -1,15 +1,12 @@
 //! `status` and the end-of-`up` summary: what runs, what each peer sees, what is pending.
 
-use crate::apply::swarm_addresses;
-use crate::cluster::Cluster;
-use crate::config::Settings;
+use super::state;
+use crate::config::Plan;
 use crate::errors::Error;
+use crate::k8s::{read, Cluster};
 use crate::template::Mesh;
-use crate::values::Values;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::ApiResource;
-use kube::core::GroupVersionKind;
+use kube::api::ListParams;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -38,34 +35,40 @@ pub struct PodReport {
     pub ready: bool,
     /// Other cluster peers this peer sees (its REST /id `cluster_peers`, minus itself).
     pub peers_seen: Option<usize>,
+    /// What this peer's Kubo announces (its RPC `id` `Addresses`), when it answers.
+    pub announced: Option<Vec<String>>,
 }
 
-pub async fn report(cl: &Cluster, v: &Values, mesh: Mesh) -> Result<Report, Error> {
-    let ns = v.req("NAMESPACE").to_string();
-    let name = v.req("NAME");
-    let domain = v.req("DOMAIN");
-    let replicas: usize = v.req("REPLICAS").parse().unwrap_or(0);
+pub async fn report(cl: &Cluster, p: &Plan) -> Result<Report, Error> {
+    let ns = p.namespace.clone();
+    let name = p.name.as_str();
+    let domain = p.domain.as_str();
+    let replicas = p.replicas as usize;
     let mut pending = Vec::new();
-    let pods: Api<Pod> = Api::namespaced(cl.client.clone(), &ns);
     let lp = ListParams::default().labels(&format!("app.kubernetes.io/name=ipfs-cluster,app.kubernetes.io/instance={name}"));
-    let list = pods.list(&lp).await.map_err(|e| Error::Rejected { what: "listing pods".into(), message: e.to_string() })?;
+    let list = read::list::<Pod>(cl, Some(&ns), &lp).await?;
     let mut pod_reports = Vec::new();
-    for p in list {
-        let pname = p.metadata.name.clone().unwrap_or_default();
-        let st = p.status.unwrap_or_default();
+    for pod in list {
+        let pname = pod.metadata.name.clone().unwrap_or_default();
+        let st = pod.status.unwrap_or_default();
         let ready = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
-        let peers_seen = if ready { peers_seen(cl, &ns, &pname, v.port("PORT_CLUSTER_REST")).await } else { None };
-        pod_reports.push(PodReport { name: pname, phase: st.phase.unwrap_or_default(), ready, peers_seen });
+        let (peers_seen, announced) = if ready {
+            (peers_seen(cl, &ns, &pname, p.port_cluster_rest).await, announced(cl, &ns, &pname, p.port_kubo_rpc).await)
+        } else {
+            (None, None)
+        };
+        pod_reports.push(PodReport { name: pname, phase: st.phase.unwrap_or_default(), ready, peers_seen, announced });
     }
     let ready = pod_reports.iter().filter(|p| p.ready).count();
     if ready < replicas {
         pending.push(format!("{ready}/{replicas} peers ready"));
     }
-    let swarm = swarm_addresses(cl, v).await?;
-    if swarm.len() < replicas && v.req("SWARM_SERVICE_TYPE") == "LoadBalancer" {
-        pending.push(format!("{} of {replicas} swarm Services have no public address yet", replicas - swarm.len()));
+    let swarm = state::swarm_addresses(cl, p).await?;
+    let with = state::pods_with_addresses(p, &swarm) as usize;
+    if with < replicas {
+        pending.push(format!("{} of {replicas} pods have no public swarm address yet (then rerun `deployer up`)", replicas - with));
     }
-    let gw = get_dynamic(cl, "gateway.networking.k8s.io", "v1", "Gateway", &ns, name).await;
+    let gw = read::get_dynamic(cl, ("gateway.networking.k8s.io", "v1", "Gateway"), Some(&ns), name).await?;
     let gateway_addresses: Vec<String> = gw
         .as_ref()
         .and_then(|g| g.data["status"]["addresses"].as_array().cloned())
@@ -76,21 +79,21 @@ pub async fn report(cl: &Cluster, v: &Values, mesh: Mesh) -> Result<Report, Erro
     if gateway_addresses.is_empty() {
         pending.push(format!("the Gateway has no address yet: then point DNS for {domain} at it"));
     }
-    let cert = get_dynamic(cl, "cert-manager.io", "v1", "Certificate", &ns, &format!("{name}-tls")).await;
+    let cert = read::get_dynamic(cl, ("cert-manager.io", "v1", "Certificate"), Some(&ns), &format!("{name}-tls")).await?;
     let certificate_ready = cert.map(|c| condition_true(&c.data["status"]["conditions"], "Ready"));
     if certificate_ready != Some(true) {
         pending.push(format!("the certificate for {domain} is not issued yet"));
     }
-    let filters_attached = match mesh {
-        Mesh::EnvoyGateway => get_dynamic(cl, "gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy", &ns, &format!("{name}-filters"))
-            .await
+    let filters_attached = match p.mesh {
+        Mesh::EnvoyGateway => read::get_dynamic(cl, ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), Some(&ns), &format!("{name}-filters"))
+            .await?
             .map(|p| {
                 p.data["status"]["ancestors"]
                     .as_array()
                     .is_some_and(|a| !a.is_empty() && a.iter().all(|x| condition_true(&x["conditions"], "Accepted")))
             }),
         // WasmPlugin has no status: present means handed to Istio.
-        Mesh::Istio => get_dynamic(cl, "extensions.istio.io", "v1alpha1", "WasmPlugin", &ns, &format!("{name}-router")).await.map(|_| true),
+        Mesh::Istio => read::get_dynamic(cl, ("extensions.istio.io", "v1alpha1", "WasmPlugin"), Some(&ns), &format!("{name}-router")).await?.map(|_| true),
     };
     if filters_attached != Some(true) {
         pending.push("the filters are not attached (accepted) yet".into());
@@ -108,22 +111,22 @@ fn condition_true(conds: &serde_json::Value, ty: &str) -> bool {
     conds.as_array().is_some_and(|c| c.iter().any(|c| c["type"] == ty && c["status"] == "True"))
 }
 
-async fn get_dynamic(cl: &Cluster, group: &str, version: &str, kind: &str, ns: &str, name: &str) -> Option<DynamicObject> {
-    let (ar, _): (ApiResource, _) = cl.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(cl.client.clone(), ns, &ar);
-    api.get_opt(name).await.ok().flatten()
+/// Kubo's announced addresses (RPC `POST /api/v0/id`), through the pod proxy.
+async fn announced(cl: &Cluster, ns: &str, pod: &str, port: u16) -> Option<Vec<String>> {
+    let text = read::pod_proxy(cl, ns, pod, port, "POST", "/api/v0/id").await?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v["Addresses"].as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
 }
 
 /// Through the API server's pod proxy: no port-forward, no exec.
 async fn peers_seen(cl: &Cluster, ns: &str, pod: &str, port: u16) -> Option<usize> {
-    let req = http::Request::get(format!("/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/id")).body(Vec::new()).ok()?;
-    let text = cl.client.request_text(req).await.ok()?;
+    let text = read::pod_proxy(cl, ns, pod, port, "GET", "/id").await?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     Some(v["cluster_peers"].as_array()?.len().saturating_sub(1))
 }
 
-pub async fn summary(cl: &Cluster, v: &Values, mesh: Mesh) -> Result<(), Error> {
-    let r = report(cl, v, mesh).await?;
+pub async fn summary(cl: &Cluster, p: &Plan) -> Result<(), Error> {
+    let r = report(cl, p).await?;
     print_text(&r);
     Ok(())
 }
@@ -136,6 +139,11 @@ fn print_text(r: &Report) {
     }
     for (pod, addrs) in &r.swarm {
         println!("  swarm {pod}: {}", addrs.join(" "));
+    }
+    for p in &r.pods {
+        if let Some(a) = &p.announced {
+            println!("  announced by {}: {}", p.name, a.join(" "));
+        }
     }
     if !r.gateway_addresses.is_empty() {
         println!("  gateway address: {}", r.gateway_addresses.join(" "));
@@ -154,13 +162,9 @@ fn print_text(r: &Report) {
     }
 }
 
-pub async fn status(cl: &Cluster, settings: &Settings, output: Output) -> Result<(), Error> {
-    let (mut v, mesh) = settings.resolve()?;
-    let state = crate::apply::read_state(cl, &v).await?;
-    if let (None, Some(r)) = (settings.replicas, state.replicas) {
-        v.set("REPLICAS", r.to_string());
-    }
-    let r = report(cl, &v, mesh).await?;
+pub async fn status(cl: &Cluster, mut plan: Plan, output: Output) -> Result<(), Error> {
+    state::prepare(cl, &mut plan).await?;
+    let r = report(cl, &plan).await?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&r).expect("serializable")),
         Output::Text => print_text(&r),

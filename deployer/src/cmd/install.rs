@@ -2,15 +2,16 @@
 //! (downloaded once into a cache, or read from a local bundle directory for air-gapped
 //! clusters), skipped when the cluster already runs them.
 
-use crate::apply::FIELD_MANAGER;
-use crate::cluster::{api_status, call_error, split_api_version, Cluster};
+use crate::config::Plan;
 use crate::errors::Error;
-use crate::values::Values;
-use crate::wait::{self, WaitArgs};
+use crate::k8s::apply::{apply_all, FIELD_MANAGER};
+use crate::k8s::wait::{self, WaitArgs};
+use crate::k8s::{read, split_api_version, Cluster};
+use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::Discovery;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::ListParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -30,9 +31,10 @@ pub struct Component {
     pub controller: &'static str,
 }
 
-pub fn components(v: &Values, with_envoy_gateway: bool) -> Vec<Component> {
-    let eg = v.req("ENVOY_GATEWAY_VERSION").to_string();
-    let cm = v.req("CERT_MANAGER_VERSION").to_string();
+pub fn components(p: &Plan) -> Vec<Component> {
+    let with_envoy_gateway = p.mesh == Mesh::EnvoyGateway;
+    let eg = p.envoy_gateway_version.clone();
+    let cm = p.cert_manager_version.clone();
     let mut out = Vec::new();
     if with_envoy_gateway {
         out.push(Component {
@@ -192,125 +194,147 @@ pub fn prepare(c: &Component, mut docs: Vec<Value>) -> Vec<Value> {
     docs
 }
 
-/// Whether the component runs already: its kinds are served and its controller exists.
-async fn present(cl: &Cluster, c: &Component) -> Result<bool, Error> {
-    let deployments: Api<Deployment> = Api::all(cl.client.clone());
-    let list = deployments.list_metadata(&ListParams::default().labels(c.controller)).await.map_err(|e| {
-        match api_status(&e) {
-            Some((403, message)) => Error::Forbidden {
-                verb: "list".into(),
-                resource: "deployments.apps".into(),
-                ns: " (all namespaces)".into(),
-                message,
-            },
-            _ => Error::Unreachable { server: cl.server.clone(), context: cl.context.clone(), reason: e.to_string() },
-        }
-    })?;
-    let served = c
-        .kinds
-        .iter()
-        .all(|(g, v, k)| cl.discovery.resolve_gvk(&GroupVersionKind::gvk(g, v, k)).is_some());
-    Ok(served && !list.items.is_empty())
+/// The component's controller Deployments when it runs already (its kinds are served and
+/// a controller exists); `None` when it must be installed.
+async fn present(cl: &Cluster, c: &Component) -> Result<Option<Vec<Deployment>>, Error> {
+    let controllers = read::list::<Deployment>(cl, None, &ListParams::default().labels(c.controller)).await?;
+    let served = c.kinds.iter().all(|(g, v, k)| cl.serves(g, v, k).is_some());
+    Ok((served && !controllers.is_empty()).then_some(controllers))
 }
 
-/// Step 1. Returns whether anything was installed (discovery is then refreshed).
-pub async fn ensure(cl: &mut Cluster, v: &Values, with_envoy_gateway: bool, bundle: Option<&Path>, w: &WaitArgs) -> Result<bool, Error> {
-    let mut installed = false;
-    for c in components(v, with_envoy_gateway) {
-        if present(cl, &c).await? {
-            eprintln!("      ✓ {} is present (not reinstalled)", c.title);
-            continue;
+/// A cert-manager that runs already must have Gateway API support (`cert_manager`).
+async fn check_cert_manager(cl: &Cluster, controllers: &[Deployment]) -> Result<(), Error> {
+    for d in controllers {
+        let config = match super::cert_manager::config_source(d) {
+            Some((cm, key)) => read::get::<ConfigMap>(cl, d.metadata.namespace.as_deref(), &cm)
+                .await?
+                .and_then(|m| m.data?.get(&key).cloned())
+                .and_then(|text| serde_yaml_ng::from_str::<Value>(&text).ok()),
+            None => None,
+        };
+        super::cert_manager::gateway_api_support(d, config.as_ref()).map_err(Error::Unsupported)?;
+    }
+    Ok(())
+}
+
+/// Step 1. Everything present is checked before anything is installed, so a cluster that
+/// cannot work stops the run untouched. Returns whether anything was installed.
+pub async fn ensure(cl: &mut Cluster, p: &Plan, bundle: Option<&Path>, skip_crds: bool, w: &WaitArgs) -> Result<bool, Error> {
+    let mut missing = Vec::new();
+    for c in components(p) {
+        match present(cl, &c).await? {
+            Some(controllers) => {
+                if c.title == "cert-manager" {
+                    check_cert_manager(cl, &controllers).await?;
+                }
+                eprintln!("      ✓ {} is present (not reinstalled)", c.title);
+            }
+            None => missing.push(c),
         }
+    }
+    let installed = !missing.is_empty();
+    for c in missing {
         let text = manifest(&c, bundle).await?;
         let docs = prepare(&c, parse(&text).map_err(|e| Error::Local(format!("{} {}: {e}", c.title, c.file)))?);
-        install(cl, &c, &docs, w).await?;
-        installed = true;
+        install(cl, &c, &docs, skip_crds, w).await?;
     }
-    if !with_envoy_gateway {
+    if p.mesh == Mesh::Istio {
         eprintln!("      ✓ --mesh istio: Istio and its Gateway API CRDs are assumed present");
     }
     Ok(installed)
 }
 
-async fn install(cl: &mut Cluster, c: &Component, docs: &[Value], w: &WaitArgs) -> Result<(), Error> {
+/// Who else manages a CRD that exists: `None` when it is ours to apply (absent, or applied
+/// by the deployer before, e.g. by an interrupted install). Anyone else's (GKE's managed
+/// Gateway API, a Helm or kubectl install) is left alone: force-applying over it would
+/// fight that manager's reconciler.
+pub fn foreign_crd(live: Option<&CustomResourceDefinition>) -> Option<String> {
+    let live = live?;
+    let managers: Vec<&str> = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    if managers.contains(&FIELD_MANAGER) {
+        return None;
+    }
+    // The API server's own entries (status conditions) say nothing about who manages it.
+    let mut who: Vec<String> = managers.iter().filter(|m| **m != "kube-apiserver").map(|m| m.to_string()).collect();
+    who.dedup();
+    let mut about = if who.is_empty() { "another manager".to_string() } else { who.join(", ") };
+    if let Some(v) = live.metadata.annotations.as_ref().and_then(|a| a.get("gateway.networking.k8s.io/bundle-version")) {
+        about.push_str(&format!("; bundle-version {v}"));
+    }
+    let gke = live.metadata.labels.iter().flatten().any(|(k, _)| k.contains("gke.io") || k == "addonmanager.kubernetes.io/mode");
+    if gke {
+        about.push_str("; managed by the platform (GKE)");
+    }
+    Some(about)
+}
+
+async fn install(cl: &mut Cluster, c: &Component, docs: &[Value], skip_crds: bool, w: &WaitArgs) -> Result<(), Error> {
     let mut groups: Vec<&str> = docs.iter().map(|d| split_api_version(d["apiVersion"].as_str().unwrap_or_default()).0).collect();
     groups.sort();
     groups.dedup();
     let crds: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "CustomResourceDefinition").collect();
     let (first, rest): (Vec<&Value>, Vec<&Value>) =
         docs.iter().partition(|d| matches!(d["kind"].as_str(), Some("Namespace" | "CustomResourceDefinition")));
-    let pb = wait::spinner(format!("installing {} {}: {} CRDs", c.title, c.version, crds.len()));
-    let disc = discover(cl, &groups).await?;
-    for d in &first {
-        apply_value(cl, &disc, d).await?;
+    cl.discover_more(&groups).await?;
+    // CRDs someone else manages stay as they are (and all of them with --skip-crds).
+    let mut ours = Vec::new();
+    let mut left: Vec<(String, String)> = Vec::new();
+    for d in first {
+        if d["kind"] != "CustomResourceDefinition" {
+            ours.push(d);
+            continue;
+        }
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let live = read::get::<CustomResourceDefinition>(cl, None, name).await?;
+        if skip_crds {
+            if live.is_none() {
+                return Err(Error::CrdMissing {
+                    kind: name.into(),
+                    api_version: "apiextensions.k8s.io/v1".into(),
+                    hint: format!("--skip-crds leaves {}'s CRDs to you, and this one is not in the cluster: install it, or drop --skip-crds", c.title),
+                });
+            }
+            left.push((name.into(), "--skip-crds".into()));
+        } else if let Some(who) = foreign_crd(live.as_ref()) {
+            left.push((name.into(), who));
+        } else {
+            ours.push(d);
+        }
     }
+    if !left.is_empty() {
+        let bundled = crds
+            .iter()
+            .find_map(|d| d["metadata"]["annotations"]["gateway.networking.k8s.io/bundle-version"].as_str())
+            .map(|v| format!(" ({} {} bundles Gateway API {v})", c.title, c.version))
+            .unwrap_or_default();
+        eprintln!("      ✓ {} CRDs left as they are{bundled}:", left.len());
+        for (name, who) in &left {
+            eprintln!("        {name}: {who}");
+        }
+    }
+    let pb = wait::spinner(format!("installing {} {}: {} CRDs", c.title, c.version, ours.len()));
+    apply_all(cl, &ours).await?;
     pb.finish_and_clear();
     // Custom resources of the component's own CRDs can be applied only once they are served.
     let names: Vec<String> = crds.iter().filter_map(|d| d["metadata"]["name"].as_str().map(str::to_string)).collect();
-    wait_established(cl, &names, w).await?;
-    let disc = discover(cl, &groups).await?;
+    wait::established(cl, &names, w).await?;
+    cl.rediscover().await?;
     let pb = wait::spinner(format!("installing {} {}: {} objects", c.title, c.version, rest.len()));
-    for d in &rest {
-        apply_value(cl, &disc, d).await?;
-    }
+    apply_all(cl, &rest).await?;
     pb.finish_and_clear();
     for d in docs.iter().filter(|d| d["kind"] == "Deployment") {
         let ns = d["metadata"]["namespace"].as_str().unwrap_or("default");
         let name = d["metadata"]["name"].as_str().unwrap_or_default();
-        crate::apply::wait_deployment(cl, ns, name, w).await?;
+        wait::deployment(cl, ns, name, w).await?;
     }
-    cl.rediscover().await?;
     eprintln!("      ✓ {} {} installed", c.title, c.version);
     Ok(())
-}
-
-async fn discover(cl: &Cluster, groups: &[&str]) -> Result<Discovery, Error> {
-    Discovery::new(cl.client.clone())
-        .filter(groups)
-        .run()
-        .await
-        .map_err(|e| Error::Unreachable { server: cl.server.clone(), context: cl.context.clone(), reason: e.to_string() })
-}
-
-async fn apply_value(cl: &Cluster, disc: &Discovery, d: &Value) -> Result<(), Error> {
-    let (group, version) = split_api_version(d["apiVersion"].as_str().unwrap_or_default());
-    let kind = d["kind"].as_str().unwrap_or_default();
-    let name = d["metadata"]["name"].as_str().unwrap_or_default();
-    let (ar, caps) = disc.resolve_gvk(&GroupVersionKind::gvk(group, version, kind)).ok_or_else(|| Error::CrdMissing {
-        kind: kind.into(),
-        api_version: d["apiVersion"].as_str().unwrap_or_default().into(),
-        hint: "the release manifest needs a newer Kubernetes".into(),
-    })?;
-    let ns = d["metadata"]["namespace"].as_str();
-    let api = cl.api(&ar, &caps, ns);
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(d))
-        .await
-        .map_err(|e| call_error(cl, e, "patch", &ar, ns, &format!("applying {kind}/{name}")))?;
-    Ok(())
-}
-
-async fn wait_established(cl: &Cluster, names: &[String], w: &WaitArgs) -> Result<(), Error> {
-    let ar = kube::discovery::ApiResource::from_gvk(&GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"));
-    let api: Api<DynamicObject> = Api::all_with(cl.client.clone(), &ar);
-    // CRDs become Established within a second: no --no-wait shortcut, later steps need them.
-    let w = WaitArgs { no_wait: false, ..w.clone() };
-    wait::until(&format!("{} CRDs to be established", names.len()), &w, || {
-        let api = api.clone();
-        async move {
-            let list = api.list(&ListParams::default()).await.map_err(|e| Error::Rejected { what: "listing CRDs".into(), message: e.to_string() })?;
-            let established = |n: &String| {
-                list.items.iter().any(|c| {
-                    c.metadata.name.as_ref() == Some(n)
-                        && c.data["status"]["conditions"]
-                            .as_array()
-                            .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Established" && x["status"] == "True"))
-                })
-            };
-            let missing = names.iter().filter(|n| !established(n)).count();
-            Ok((missing > 0).then(|| format!("{missing} not yet")))
-        }
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -319,16 +343,35 @@ mod tests {
 
     #[test]
     fn pinned_release_urls() {
-        let c = components(&Values::defaults(), true);
+        let c = components(&crate::config::Settings::default().plan().unwrap());
         assert_eq!(c[0].url, "https://github.com/envoyproxy/gateway/releases/download/v1.9.0/install.yaml");
         assert_eq!(c[1].url, "https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.yaml");
         assert_eq!((c[0].file.as_str(), c[1].file.as_str()), ("envoy-gateway-v1.9.0.yaml", "cert-manager-v1.21.1.yaml"));
-        assert_eq!(components(&Values::defaults(), false).len(), 1);
+        let istio = crate::config::Settings { mesh: Some(Mesh::Istio), ..Default::default() };
+        assert_eq!(components(&istio.plan().unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn crds_of_another_manager_are_left_alone() {
+        let crd = |managers: &[&str], annotations: serde_json::Value, labels: serde_json::Value| -> CustomResourceDefinition {
+            let mf: Vec<_> = managers.iter().map(|m| serde_json::json!({"manager": m, "operation": "Apply"})).collect();
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "gateways.gateway.networking.k8s.io",
+                "managedFields": mf, "annotations": annotations, "labels": labels},
+                "spec": {"group": "gateway.networking.k8s.io", "names": {"kind": "Gateway", "plural": "gateways"}, "scope": "Namespaced", "versions": []}}))
+            .unwrap()
+        };
+        assert_eq!(foreign_crd(None), None);
+        assert_eq!(foreign_crd(Some(&crd(&[FIELD_MANAGER, "kube-apiserver"], serde_json::json!({}), serde_json::json!({})))), None);
+        let gke = crd(&["addon-manager"], serde_json::json!({"gateway.networking.k8s.io/bundle-version": "v1.2.1"}),
+            serde_json::json!({"addonmanager.kubernetes.io/mode": "Reconcile"}));
+        let who = foreign_crd(Some(&gke)).unwrap();
+        assert!(who.contains("addon-manager") && who.contains("v1.2.1") && who.contains("GKE"), "{who}");
+        assert!(foreign_crd(Some(&crd(&["kubectl-client-side-apply"], serde_json::json!({}), serde_json::json!({})))).is_some());
     }
 
     #[test]
     fn cert_manager_gets_gateway_api_support_once() {
-        let c = &components(&Values::defaults(), false)[0];
+        let c = &components(&crate::config::Settings { mesh: Some(Mesh::Istio), ..Default::default() }.plan().unwrap())[0];
         let text = "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: cert-manager, namespace: cert-manager, labels: {app.kubernetes.io/name: cert-manager, app.kubernetes.io/component: controller}}\nspec: {template: {spec: {containers: [{name: c, args: [--v=2]}]}}}\n---\nkind: Deployment\napiVersion: apps/v1\nmetadata: {name: webhook, labels: {app.kubernetes.io/name: webhook}}\nspec: {template: {spec: {containers: [{name: w}]}}}\n---\nkind: CustomResourceDefinition\napiVersion: apiextensions.k8s.io/v1\nmetadata: {name: x}\n";
         let docs = prepare(c, parse(text).unwrap());
         assert_eq!(docs[0]["kind"], "CustomResourceDefinition");
