@@ -313,9 +313,9 @@ fn wasm_fetched_and_pinned() -> Result<(), Failed> {
         let want: Vec<&str> = on.iter().map(|(_, _, s)| s.as_str()).collect();
         let got: Vec<&str> = chain.iter().map(|(_, _, s, _)| s.as_str()).collect();
         check(!want.is_empty() && got == want, || format!("Wasm filters on the {section} listener {chain:#?}, want its policy's order {on:#?}"))?;
-    }
-    for (n, _, _, uri) in &chain {
-        check(uri.contains(EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
+        for (n, _, _, uri) in &chain {
+            check(uri.contains(EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
+        }
     }
     Ok(())
 }
