@@ -281,6 +281,20 @@ pub mod tests {
         Filters(FILTERS.iter().map(|f| (f.to_string(), format!("\0asm\x01\0\0\0{f}").into_bytes())).collect())
     }
 
+    /// Discovery asks only for `k8s::GROUPS`: a template of a group missing there would fail
+    /// every `up` at discovery, and a group no template uses costs a request each run.
+    #[test]
+    fn discovery_groups_are_the_templates_groups() {
+        let mut used = std::collections::BTreeSet::new();
+        for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
+            for o in sample(mesh, 2) {
+                used.insert(crate::k8s::split_api_version(o.api_version()).0.to_string());
+            }
+        }
+        let listed: std::collections::BTreeSet<String> = crate::k8s::GROUPS.iter().map(|g| g.to_string()).collect();
+        assert_eq!(used, listed, "groups the templates use vs k8s::GROUPS");
+    }
+
     pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
         let plan = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap();
         let mut generated = Generated::default();
