@@ -1,4 +1,4 @@
-//! Health answers (issue 3).
+//! Health answers.
 //!
 //! Passive mode: GET/HEAD on the configured paths get `200` from the proxy.
 //! Active mode: a timer checks each backend; after `unhealthy_threshold`
