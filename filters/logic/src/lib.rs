@@ -23,5 +23,6 @@ pub mod gojson;
 pub mod gourl;
 pub mod health;
 pub mod kubo;
+pub mod path;
 pub mod plugin_config;
 pub mod router;

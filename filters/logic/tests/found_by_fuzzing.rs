@@ -33,6 +33,27 @@ fn text_after_the_configuration_object_is_refused() {
     assert!(HealthConfig::from_json(b"{}\n").is_ok());
 }
 
+/// plugin_config: a health path holding a control character (here DEL) was
+/// accepted by health and the router, but the router's path decoder refuses
+/// it (400) when a client sends it, so the probe path configured could never
+/// be reached through the router. Every configured path now follows one rule
+/// (`edge_logic::path`).
+#[test]
+fn a_configured_path_a_client_cannot_send_is_refused() {
+    let e = Policy::from_json(b"{\"health_paths\":[\"/he\\u007fa1l@thatus\"]}").unwrap_err();
+    assert!(e.starts_with("router configuration key `health_paths[0]`"), "{e}");
+    let e = HealthConfig::from_json(b"{\"paths\":[\"/he\\u007fa1l\"]}").unwrap_err();
+    assert!(e.starts_with("health configuration key `paths[0]`"), "{e}");
+    for p in ["/a\\u0001", "/a\\tb", "/a/", "/a//b", "/a/../b"] {
+        let json = format!("{{\"paths\":[\"{p}\"]}}");
+        assert!(HealthConfig::from_json(json.as_bytes()).is_err(), "{p}");
+        let json = format!("{{\"health_paths\":[\"{p}\"]}}");
+        assert!(Policy::from_json(json.as_bytes()).is_err(), "{p}");
+    }
+    assert!(HealthConfig::from_json(b"{\"paths\":[\"/healthz\",\"/\"]}").is_ok());
+    assert!(Policy::from_json(b"{\"health_paths\":[\"/healthz\",\"/\"]}").is_ok());
+}
+
 /// add_flow: an only-hash add, sent on to Kubo, was not counted as it
 /// streamed, so without Content-Length it passed `max_upload_bytes` whole
 /// (with one it was refused, as every other add is).

@@ -154,10 +154,6 @@ fn err_at(path: &str, msg: impl std::fmt::Display) -> String {
     format!("health configuration key `{path}`: {msg}")
 }
 
-fn plain_path(p: &str) -> bool {
-    p.starts_with('/') && !p.contains(['?', '#', '%', '\\', ' '])
-}
-
 impl HealthConfig {
     /// Parses the plugin configuration; empty input gives passive mode on
     /// `/` for everyone. Errors name the offending key.
@@ -168,7 +164,7 @@ impl HealthConfig {
             return Err(err_at("paths", "at least one path"));
         }
         for (i, p) in paths.iter().enumerate() {
-            if !plain_path(p) {
+            if !crate::path::is_plain(p) {
                 return Err(err_at(&format!("paths[{i}]"), format!("{p:?} is not a plain absolute path")));
             }
         }

@@ -141,12 +141,7 @@ impl Policy {
 
         let health_paths = raw.health_paths.unwrap_or_else(|| vec!["/".to_string()]);
         for (i, p) in health_paths.iter().enumerate() {
-            let ok = p.starts_with('/')
-                && (p == "/" || !p.ends_with('/'))
-                && !p.contains("//")
-                && !p.contains(['?', '%', '#', '\\'])
-                && !p.split('/').any(|s| s == "." || s == "..");
-            if !ok {
+            if !crate::path::is_plain(p) {
                 return Err(format!(
                     "router configuration key `health_paths[{i}]`: {p:?} must be a plain absolute path like \"/\" or \"/healthz\""
                 ));
@@ -203,16 +198,15 @@ pub struct PathPrefix {
 }
 
 impl PathPrefix {
-    /// A plain absolute path of at least one segment: no `//`, dot segment,
-    /// query, fragment, escape or backslash (`/` alone would take every
-    /// request away from the router).
+    /// A plain absolute path (`crate::path`) of at least one segment, `/`
+    /// after it allowed (`/` alone would take every request away from the
+    /// router).
     pub fn parse(p: &str) -> Option<PathPrefix> {
         let body = p.strip_prefix('/')?;
         let below_only = body.ends_with('/');
         let body = body.strip_suffix('/').unwrap_or(body);
         let segments: Vec<String> = body.split('/').map(str::to_string).collect();
-        let plain = |s: &String| !s.is_empty() && s != "." && s != ".." && !s.contains(['?', '%', '#', '\\']);
-        (segments.iter().all(plain) && p.bytes().all(|b| (0x21..0x7f).contains(&b))).then_some(PathPrefix { segments, below_only })
+        segments.iter().all(|s| crate::path::is_plain_segment(s)).then_some(PathPrefix { segments, below_only })
     }
 
     /// Whether decoded path `segments` are under this prefix.
