@@ -76,13 +76,37 @@ fn main() {
     }
 }
 
-/// Counts by kind ("add.big ok", "read cut", ...).
+/// Counts by kind ("add.big ok", "read cut", ...), and the first answers
+/// of each kind that is not a success, with when they came.
 #[derive(Default)]
-struct Tally(Mutex<BTreeMap<String, u64>>);
+struct Tally(Mutex<BTreeMap<String, u64>>, Mutex<BTreeMap<String, Vec<String>>>, OnceStart);
+
+struct OnceStart(Instant);
+
+impl Default for OnceStart {
+    fn default() -> OnceStart {
+        OnceStart(Instant::now())
+    }
+}
 
 impl Tally {
     fn bump(&self, k: impl Into<String>) {
         *self.0.lock().unwrap().entry(k.into()).or_default() += 1;
+    }
+    /// `bump`, keeping what came (its start) as a sample of the kind.
+    fn bump_with(&self, k: impl Into<String>, what: &str) {
+        let k = k.into();
+        let mut samples = self.1.lock().unwrap();
+        let v = samples.entry(k.clone()).or_default();
+        if v.len() < 3 {
+            let cut: String = what.chars().take(160).collect();
+            v.push(format!("at {:.0} s: {cut:?}", self.2 .0.elapsed().as_secs_f64()));
+        }
+        drop(samples);
+        self.bump(k);
+    }
+    fn samples(&self) -> BTreeMap<String, Vec<String>> {
+        self.1.lock().unwrap().clone()
     }
     fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().unwrap().clone()
@@ -218,15 +242,15 @@ fn adder(w: Arc<World>, me: u64) {
                 let fin = text.lines().find_map(|l| final_hash(l, &top));
                 match fin {
                     Some(cid) if kind != "only-hash" => {
-                        w.tally.bump(format!("{tag} final event, then cut"));
+                        w.tally.bump_with(format!("{tag} final event, then cut"), text.lines().last().unwrap_or(""));
                         let added = Added { kind, cid, files: files_under(kind, &files) };
                         w.book.lock().unwrap().doubtful.push((added, "cut after the final event".into()));
                     }
-                    _ => w.tally.bump(format!("{tag} cut")),
+                    _ => w.tally.bump_with(format!("{tag} cut"), text.lines().last().unwrap_or("")),
                 }
             }
-            Err(e) => w.tally.bump(format!("{tag} {e}")),
-            Ok(r) if r.status != 200 => w.tally.bump(format!("{tag} status {}", r.status)),
+            Err(e) => w.tally.bump_with(format!("{tag} {e}"), ""),
+            Ok(r) if r.status != 200 => w.tally.bump_with(format!("{tag} status {}", r.status), &String::from_utf8_lossy(&r.body)),
             Ok(r) => {
                 let fin = r.lines().iter().find_map(|l| final_hash(l, &top));
                 let err = r.trailers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-stream-error")).map(|(_, v)| v.clone());
@@ -283,7 +307,7 @@ fn read_back(w: &World, a: &Added, i: usize) -> Result<(), String> {
     match get(w.edge, &target, Duration::from_secs(120)) {
         Err(e) if e.starts_with("cut:") => Err("cut".into()),
         Err(e) => Err(e),
-        Ok(r) if r.status != 200 => Err(format!("status {}", r.status)),
+        Ok(r) if r.status != 200 => Err(format!("status {}\t{}", r.status, String::from_utf8_lossy(&r.body))),
         Ok(r) if r.body == content(*len, *s) => Ok(()),
         Ok(r) => Err(format!("MISMATCH {target}: {} bytes, want {len}", r.body.len())),
     }
@@ -307,7 +331,10 @@ fn reader(w: Arc<World>, me: u64) {
                 w.tally.bump("read MISMATCH");
                 w.book.lock().unwrap().read_mismatch.push(e);
             }
-            Err(e) => w.tally.bump(format!("read {e}")),
+            Err(e) => match e.split_once('\t') {
+                Some((k, body)) => w.tally.bump_with(format!("read {k}"), body),
+                None => w.tally.bump(format!("read {e}")),
+            },
         }
     }
 }
@@ -326,7 +353,8 @@ fn rest_reader(w: Arc<World>) {
         };
         w.sent.fetch_add(1, Ordering::Relaxed);
         match get(w.edge, &target, Duration::from_secs(60)) {
-            Ok(r) => w.tally.bump(format!("rest status {}", r.status)),
+            Ok(r) if r.status == 200 => w.tally.bump("rest status 200"),
+            Ok(r) => w.tally.bump_with(format!("rest status {}", r.status), &format!("{target}: {}", String::from_utf8_lossy(&r.body))),
             Err(e) if e.starts_with("cut:") => w.tally.bump("rest cut"),
             Err(e) => w.tally.bump(format!("rest {e}")),
         }
@@ -722,11 +750,12 @@ fn run() -> Result<bool, String> {
             // A read may meet a daemon still settling: three tries.
             let r = (0..3).map(|_| read_back(&w, a, i)).find(|r| r.is_ok()).unwrap_or_else(|| read_back(&w, a, i));
             if let Err(e) = r {
+                let e = e.replace('\t', ": ");
                 unreadable.push(format!("{} {} file {i}: {e}", a.kind, a.cid));
             }
         }
     }
-    let all_pinned = book.ok.iter().filter(|a| pins.get(&a.cid).is_some_and(|s| s.iter().all(|s| s == "pinned"))).count();
+    let all_pinned = book.ok.iter().filter(|a| pins.get(&a.cid).is_some_and(|s| s.iter().all(|s| s.ends_with(" pinned")))).count();
     let doubtful_pinned = book.doubtful.iter().filter(|(a, _)| pins.contains_key(&a.cid)).count();
     let oh_pinned: Vec<&String> = book.only_hash.iter().filter(|c| pins.contains_key(*c)).collect();
     let abandoned_pinned: Vec<&String> = book.abandoned.iter().filter(|c| pins.contains_key(*c)).collect();
@@ -818,7 +847,7 @@ fn run() -> Result<bool, String> {
     );
     let mut partial: BTreeMap<String, usize> = BTreeMap::new();
     for a in &book.ok {
-        if let Some(st) = pins.get(&a.cid).filter(|s| !s.iter().all(|s| s == "pinned")) {
+        if let Some(st) = pins.get(&a.cid).filter(|s| !s.iter().all(|s| s.ends_with(" pinned"))) {
             let mut st = st.clone();
             st.sort();
             *partial.entry(st.join(", ")).or_default() += 1;
@@ -837,6 +866,12 @@ fn run() -> Result<bool, String> {
     println!("  outcomes by kind:");
     for (k, n) in w.tally.snapshot() {
         println!("    {n:>7}  {k}");
+    }
+    println!("  answers other than success, first of each kind:");
+    for (k, v) in w.tally.samples() {
+        for x in v {
+            println!("    {k}: {x}");
+        }
     }
     if failed.is_empty() {
         println!("\nsoak: every check passed");
@@ -860,7 +895,10 @@ fn pin_set(c: &Cluster) -> Result<HashMap<String, Vec<String>>, String> {
             .into_iter()
             .filter_map(|v| {
                 let cid = v["cid"].as_str()?.to_string();
-                let st = v["peer_map"].as_object().map(|m| m.values().map(|s| s["status"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+                let st = v["peer_map"]
+                    .as_object()
+                    .map(|m| m.values().map(|s| format!("{} {}", s["peername"].as_str().unwrap_or("?"), s["status"].as_str().unwrap_or(""))).collect())
+                    .unwrap_or_default();
                 Some((cid, st))
             })
             .collect());
