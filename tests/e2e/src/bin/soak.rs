@@ -214,10 +214,10 @@ fn adder(w: Arc<World>, me: u64) {
     while w.running() {
         round += 1;
         let (kind, query, files): (&'static str, &str, Vec<(String, usize, u64)>) = match round % 6 {
-            0 | 3 => ("small", "", vec![(format!("small-{round}.txt"), 1 + (seed(&w) % 65536) as usize, seed(&w))]),
+            0 | 3 => ("small", "", vec![(format!("small-{round}.txt"), 64 + (seed(&w) % 65536) as usize, seed(&w))]),
             1 => ("big", "?progress=true", vec![(format!("big-{round}.bin"), (2 << 20) + (seed(&w) % (4 << 20)) as usize, seed(&w))]),
             2 | 5 => ("dir", "", vec![("a.txt".into(), 1 + (seed(&w) % 4000) as usize, seed(&w)), ("sub/b.bin".into(), 300_000 + (seed(&w) % 300_000) as usize, seed(&w))]),
-            _ => ("only-hash", "?only-hash=true", vec![(format!("oh-{round}.txt"), 1 + (seed(&w) % 30000) as usize, seed(&w))]),
+            _ => ("only-hash", "?only-hash=true", vec![(format!("oh-{round}.txt"), 64 + (seed(&w) % 30000) as usize, seed(&w))]),
         };
         let datas: Vec<Vec<u8>> = files.iter().map(|(_, len, s)| content(*len, *s)).collect();
         let dir = format!("d-{me}-{round}");
