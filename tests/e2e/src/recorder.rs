@@ -52,7 +52,12 @@ struct Shared {
     name: String,
     /// The real daemon behind the tap.
     upstream: SocketAddr,
-    fault: Fault,
+    /// Changed at run time by the soak's fault schedule.
+    fault: Mutex<Fault>,
+    /// Waits for the daemon as long as it takes, and streams a body of
+    /// known length on as it arrives instead of reading it first (the
+    /// soak: real adds of many MiB, clients that give up mid-upload).
+    patient: bool,
     seen: Mutex<Vec<Seen>>,
     down: AtomicBool,
     /// Bumped on every stop, so connections from before it close.
@@ -75,10 +80,25 @@ impl Recorder {
         Self::start(name, upstream, fault)
     }
 
+    /// A patient, streaming pass-through tap whose fault can be changed
+    /// while it runs ([`Recorder::set_fault`]): the soak's.
+    pub fn streaming_tap(name: &str, upstream: SocketAddr) -> Recorder {
+        Self::start_with(name, upstream, Fault::None, true)
+    }
+
+    /// What the tap does to answers from now on.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.shared.fault.lock().unwrap() = fault;
+    }
+
     fn start(name: &str, upstream: SocketAddr, fault: Fault) -> Recorder {
+        Self::start_with(name, upstream, fault, false)
+    }
+
+    fn start_with(name: &str, upstream: SocketAddr, fault: Fault, patient: bool) -> Recorder {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind recorder");
         let addr = l.local_addr().unwrap();
-        let shared = Arc::new(Shared { name: name.into(), upstream, fault, seen: Mutex::new(Vec::new()), down: AtomicBool::new(false), epoch: AtomicU64::new(0) });
+        let shared = Arc::new(Shared { name: name.into(), upstream, fault: Mutex::new(fault), patient, seen: Mutex::new(Vec::new()), down: AtomicBool::new(false), epoch: AtomicU64::new(0) });
         serve(l, shared.clone());
         Recorder { addr, shared }
     }
@@ -188,8 +208,11 @@ fn connection(s: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let length = get("content-length").and_then(|v| v.parse::<u64>().ok());
     let chunked = length.is_none() && get("transfer-encoding").is_some_and(|v| v.contains("chunked"));
     let upstream = shared.upstream;
+    let streamed = shared.patient && !chunked;
     let mut body = Vec::new();
-    let _ = crate::http::copy_body(&mut r, length, chunked, &mut body)?;
+    if !streamed {
+        let _ = crate::http::copy_body(&mut r, length, chunked, &mut body)?;
+    }
     if shared.down.load(Ordering::SeqCst) {
         return Ok(());
     }
@@ -199,16 +222,26 @@ fn connection(s: TcpStream, shared: &Shared) -> std::io::Result<()> {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
     }
-    if length.is_some() || chunked {
+    if streamed {
+        if let Some(n) = length {
+            out.push_str(&format!("content-length: {n}\r\n"));
+        }
+    } else if length.is_some() || chunked {
         out.push_str(&format!("content-length: {}\r\n", body.len()));
     }
     out.push_str("connection: close\r\n\r\n");
     shared.seen.lock().unwrap().push(Seen { method, target, headers });
     let mut u = TcpStream::connect_timeout(&upstream, Duration::from_secs(2))?;
-    u.set_read_timeout(Some(UPSTREAM_FIRST_BYTE))?;
+    u.set_read_timeout(Some(if shared.patient { Duration::from_secs(600) } else { UPSTREAM_FIRST_BYTE }))?;
     let mut req = out.into_bytes();
     req.extend_from_slice(&body);
     u.write_all(&req)?;
+    if streamed {
+        // A body cut short (the client gave up) is cut short for the daemon too.
+        if crate::http::copy_body(&mut r, length, false, &mut u)?.is_none() {
+            return Ok(());
+        }
+    }
     let mut ur = BufReader::new(u.try_clone()?);
     let mut status = String::new();
     if let Err(e) = ur.read_line(&mut status) {
@@ -221,14 +254,15 @@ fn connection(s: TcpStream, shared: &Shared) -> std::io::Result<()> {
         w.write_all(answer.as_bytes())?;
         return Ok(());
     }
-    u.set_read_timeout(Some(Duration::from_secs(30)))?;
+    u.set_read_timeout(Some(Duration::from_secs(if shared.patient { 600 } else { 30 })))?;
     let mut first = status.into_bytes();
+    let fault = *shared.fault.lock().unwrap();
     // A faulty tap stands in for the daemon's own connection: it
     // adds nothing, so answers compare with the daemon's.
-    if shared.fault == Fault::None {
+    if fault == Fault::None {
         first.extend_from_slice(format!("X-Recorder: {}\r\n", shared.name).as_bytes());
     }
-    match shared.fault {
+    match fault {
         Fault::None => {
             w.write_all(&first)?;
             std::io::copy(&mut ur, &mut w).map(|_| ())

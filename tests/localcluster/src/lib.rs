@@ -225,19 +225,7 @@ impl Options {
         let mut cluster =
             Cluster { peers, bins, kubos: (0..n).map(|_| None).collect(), services: (0..n).map(|_| None).collect(), tmp };
         // On an error the half-started cluster is dropped: everything stops.
-        for i in 0..n {
-            cluster.spawn_kubo(i)?;
-        }
-        for i in 0..n {
-            cluster.wait_kubo(i, deadline)?;
-        }
-        // Peer 0 first: the others bootstrap to it.
-        cluster.spawn_service(0)?;
-        cluster.wait_rest(0, deadline)?;
-        for i in 1..n {
-            cluster.spawn_service(i)?;
-        }
-        cluster.wait_peers(deadline)?;
+        cluster.start_all(deadline)?;
         Ok(cluster)
     }
 }
@@ -407,6 +395,24 @@ fn configure_cluster(p: &Peer, all: &[Peer], secret: &str) -> Result<()> {
 }
 
 impl Cluster {
+    /// Every Kubo, then every cluster peer (peer 0 first: the others
+    /// bootstrap to it), until every peer sees the others.
+    fn start_all(&mut self, deadline: Instant) -> Result<()> {
+        let n = self.peers.len();
+        for i in 0..n {
+            self.spawn_kubo(i)?;
+        }
+        for i in 0..n {
+            self.wait_kubo(i, deadline)?;
+        }
+        self.spawn_service(0)?;
+        self.wait_rest(0, deadline)?;
+        for i in 1..n {
+            self.spawn_service(i)?;
+        }
+        self.wait_peers(deadline)
+    }
+
     fn spawn_kubo(&mut self, i: usize) -> Result<()> {
         let p = &self.peers[i];
         let mut cmd = Command::new(&self.bins.ipfs);
@@ -541,6 +547,44 @@ impl Cluster {
         self.wait_kubo(i, Instant::now() + Duration::from_secs(60))
     }
 
+    /// Sends `signal` (`"KILL"`, `"TERM"`, ...) to peer `i`'s Kubo and
+    /// waits until it is gone: a daemon that dies, not one asked to stop.
+    pub fn kill_kubo(&mut self, i: usize, signal: &str) {
+        if let Some(mut g) = self.kubos[i].take() {
+            g.kill(signal);
+        }
+    }
+
+    /// The same for peer `i`'s ipfs-cluster-service.
+    pub fn kill_service(&mut self, i: usize, signal: &str) {
+        if let Some(mut g) = self.services[i].take() {
+            g.kill(signal);
+        }
+    }
+
+    /// Starts peer `i`'s ipfs-cluster-service again, on the same ports and
+    /// data; returns once every peer's `/peers` lists every peer again.
+    pub fn start_service(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        self.spawn_service(i)?;
+        self.wait_rest(i, deadline)?;
+        self.wait_peers(deadline)
+    }
+
+    /// Whether peer `i`'s Kubo and cluster peer both run.
+    pub fn running(&self, i: usize) -> (bool, bool) {
+        let up = |g: &Option<Guarded>| g.as_ref().is_some_and(Guarded::alive);
+        (up(&self.kubos[i]), up(&self.services[i]))
+    }
+
+    /// The whole cluster restarted: every process stopped (TERM, as an
+    /// operator or a rollout stops it), then started again on the same
+    /// ports and data, until every peer sees the others.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.start_all(Instant::now() + Duration::from_secs(90))
+    }
+
     /// Where the data lives.
     pub fn dir(&self) -> PathBuf {
         self.peers[0].dir.parent().unwrap().to_path_buf()
@@ -671,6 +715,17 @@ impl Guarded {
     /// Tells the guard to stop the program, without waiting.
     pub fn signal_stop(&mut self) {
         self.pipe.take();
+    }
+
+    /// Sends `signal` to the program itself (not through the guard), waits
+    /// until it is gone (10 s at most, then KILL), then lets the guard go.
+    pub fn kill(&mut self, signal: &str) {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.pid.to_string()).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.wait();
     }
 
     /// Stops the program and waits until it is gone (at most about 5 s).
