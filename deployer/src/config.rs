@@ -24,6 +24,46 @@ impl Acme {
     }
 }
 
+/// An ACME directory URL for `--acme-server`: `https://` (cert-manager's ACME client speaks
+/// TLS to the directory), a host, and nothing that could leave the Issuer's YAML string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AcmeServer(String);
+
+impl AcmeServer {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for AcmeServer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rest = s.strip_prefix("https://").ok_or_else(|| format!("{s:?} must be an https:// URL (an ACME directory)"))?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
+            return Err(format!("{s:?} has no valid host"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\') {
+            return Err(format!("{s:?} must not contain spaces, quotes or backslashes"));
+        }
+        Ok(AcmeServer(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for AcmeServer {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<AcmeServer> for String {
+    fn from(a: AcmeServer) -> String {
+        a.0
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
 pub enum SwarmServiceType {
     LoadBalancer,
@@ -56,6 +96,10 @@ pub struct Settings {
     /// `production`.
     #[arg(long, global = true, value_enum)]
     pub acme: Option<Acme>,
+    /// Any other ACME directory URL instead (a private CA, a test server such as Pebble);
+    /// excludes `--acme`. Default: values.env's ACME_SERVER (Let's Encrypt staging).
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "acme")]
+    pub acme_server: Option<AcmeServer>,
     /// Cluster peers (pods). Default: what the cluster runs now, else values.env.
     #[arg(long, global = true)]
     pub replicas: Option<u32>,
@@ -139,9 +183,10 @@ impl Settings {
             namespace: or(&self.namespace, "NAMESPACE")?,
             domain: or(&self.domain, "DOMAIN")?,
             acme_email: or(&self.acme_email, "ACME_EMAIL")?,
-            acme_server: match self.acme {
-                Some(a) => a.server().to_string(),
-                None => d.need("ACME_SERVER")?.to_string(),
+            acme_server: match (&self.acme_server, self.acme) {
+                (Some(url), _) => url.as_str().to_string(),
+                (None, Some(a)) => a.server().to_string(),
+                (None, None) => d.need("ACME_SERVER")?.to_string(),
             },
             replicas: self.replicas.unwrap_or(default_replicas),
             replicas_given: self.replicas.is_some(),
@@ -298,6 +343,9 @@ impl Plan {
         if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
             return bad("ACME_EMAIL", email, "must be an e-mail address");
         }
+        if let Err(e) = self.acme_server.parse::<AcmeServer>() {
+            return Err(Error::Usage(format!("ACME_SERVER: {e}")));
+        }
         if !(1..=64).contains(&self.replicas) {
             return bad("REPLICAS", &self.replicas.to_string(), "must be a number from 1 to 64");
         }
@@ -391,6 +439,16 @@ mod tests {
         let s = Settings { acme: Some(Acme::Production), ..Default::default() };
         assert_eq!(s.plan().unwrap().acme_server, Acme::Production.server());
         assert_eq!(Settings::default().plan().unwrap().acme_server, Acme::Staging.server());
+        let url: AcmeServer = "https://127.0.0.1:14000/dir".parse().unwrap();
+        let s = Settings { acme_server: Some(url), ..Default::default() };
+        assert_eq!(s.plan().unwrap().acme_server, "https://127.0.0.1:14000/dir");
+        for bad in ["http://127.0.0.1:14000/dir", "https:///dir", "https://ca.test/dir\"/x", "https://ca.test/a b", "ca.test/dir"] {
+            assert!(bad.parse::<AcmeServer>().is_err(), "{bad} accepted");
+        }
+        // From the config file too, checked the same way.
+        let s: Settings = serde_yaml_ng::from_str("acme-server: https://ca.test/directory").unwrap();
+        assert_eq!(s.plan().unwrap().acme_server, "https://ca.test/directory");
+        assert!(serde_yaml_ng::from_str::<Settings>("acme-server: http://ca.test/directory").is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Whether a cert-manager that runs already can solve HTTP-01 through the Gateway API: its
 //! controller needs Gateway API support, which is off by default (cert-manager v1.21.1:
-//! the `--enable-gateway-api` flag, or `enableGatewayAPI: true` in the controller's
-//! configuration file given with `--config`; a flag set on the command line wins over the
-//! file; the `ExperimentalGatewayAPISupport` feature gate, on by default since 1.15, must not
+//! the `--enable-gateway-api` flag, or in the controller's configuration file given with
+//! `--config` `gatewayAPI: {enabled: true}` (v1.21's field) or the deprecated
+//! `enableGatewayAPI: true`, which counts only when `gatewayAPI.enabled` is unset (upstream's
+//! defaulting); a flag set on the command line wins over the file; the `ExperimentalGatewayAPISupport` feature gate, on by default since 1.15, must not
 //! be turned off). Without it the Issuer fails only later, with "gateway api is not enabled".
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -70,7 +71,7 @@ pub fn gateway_api_support(d: &Deployment, config: Option<&Value>) -> Result<(),
     }
     let on = match flag(&args, "enable-gateway-api") {
         Some(v) => v,
-        None => config.is_some_and(|c| c["enableGatewayAPI"] == Value::Bool(true)),
+        None => config.is_some_and(|c| c["gatewayAPI"]["enabled"].as_bool().or(c["enableGatewayAPI"].as_bool()) == Some(true)),
     };
     if on {
         return Ok(());
@@ -82,9 +83,9 @@ pub fn gateway_api_support(d: &Deployment, config: Option<&Value>) -> Result<(),
          patch deployment {name} --type=json -p '[{{\"op\":\"add\",\"path\":\"/spec/template/spec/containers/{i}/args/-\",\
          \"value\":\"--enable-gateway-api\"}}]'\n  or, installed with Helm: helm upgrade cert-manager jetstack/cert-manager -n {ns} \
          --reuse-values --set config.apiVersion=controller.config.cert-manager.io/v1alpha1 \
-         --set config.kind=ControllerConfiguration --set config.enableGatewayAPI=true\n  then rerun `deployer up` \
+         --set config.kind=ControllerConfiguration --set config.gatewayAPI.enabled=true\n  then rerun `deployer up` \
          (nothing was changed)",
-        if via_config { ", and its --config file does not set enableGatewayAPI: true" } else { "" },
+        if via_config { ", and its --config file does not set gatewayAPI.enabled: true" } else { "" },
         i = controller_index(d),
     ))
 }
@@ -120,7 +121,7 @@ mod tests {
     fn the_release_manifest_as_is_lacks_gateway_api_support_and_says_the_fix() {
         let e = gateway_api_support(&deployment(&[], false), None).unwrap_err();
         assert!(e.contains("kubectl -n cert-manager patch deployment cert-manager --type=json"), "{e}");
-        assert!(e.contains("/spec/template/spec/containers/0/args/-") && e.contains("config.enableGatewayAPI=true"), "{e}");
+        assert!(e.contains("/spec/template/spec/containers/0/args/-") && e.contains("config.gatewayAPI.enabled=true"), "{e}");
         assert!(gateway_api_support(&deployment(&["--enable-gateway-api"], false), None).is_ok());
         assert!(gateway_api_support(&deployment(&["--enable-gateway-api=true"], false), None).is_ok());
         assert!(gateway_api_support(&deployment(&["--enable-gateway-api=false"], false), None).is_err());
@@ -135,7 +136,12 @@ mod tests {
         let on = json!({"apiVersion": "controller.config.cert-manager.io/v1alpha1", "kind": "ControllerConfiguration", "enableGatewayAPI": true});
         assert!(gateway_api_support(&d, Some(&on)).is_ok());
         let e = gateway_api_support(&d, Some(&json!({"kind": "ControllerConfiguration"}))).unwrap_err();
-        assert!(e.contains("--config file does not set enableGatewayAPI"), "{e}");
+        assert!(e.contains("--config file does not set gatewayAPI.enabled"), "{e}");
+        // v1.21's own field, which wins over the deprecated one.
+        let new = json!({"kind": "ControllerConfiguration", "gatewayAPI": {"enabled": true}});
+        assert!(gateway_api_support(&d, Some(&new)).is_ok());
+        let both = json!({"kind": "ControllerConfiguration", "gatewayAPI": {"enabled": false}, "enableGatewayAPI": true});
+        assert!(gateway_api_support(&d, Some(&both)).is_err());
         let off = deployment(&["--config=/var/cert-manager/config/config.yaml", "--enable-gateway-api=false"], true);
         assert!(gateway_api_support(&off, Some(&on)).is_err());
         assert_eq!(config_source(&deployment(&[], false)), None);
