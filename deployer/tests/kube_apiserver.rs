@@ -515,7 +515,7 @@ async fn scale_down_then_up_the_controller_removes_and_brings_back_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn up_across_an_api_server_restart_then_rerun_converges() {
+async fn up_rides_out_an_api_server_restart() {
     // A server of its own: the restart would disturb the other tests.
     let s = support::start();
     let ns = "t-restart";
@@ -531,14 +531,15 @@ async fn up_across_an_api_server_restart_then_rerun_converges() {
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     eprintln!("up across the restart ({status:?}):\n{seen}{rest}");
-    // Either it rode out the restart, or it stopped with an error it names (not a panic).
-    assert!(status.success() || (status.code().is_some_and(|c| c != 101) && rest.contains("error")), "{status:?}:\n{rest}");
+    // It rides out the restart: the reads and applies in flight are retried until the
+    // server answers again, and the run completes.
+    assert!(status.success(), "up did not ride out the restart ({status:?}):\n{seen}{rest}");
+    assert!(rest.contains("[6/6]"), "{rest}");
     let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
     let ids = secrets.get("ipfs-cluster-identities").await.unwrap().data;
-    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
-    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
     assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1"]);
     rerun_changes_nothing(&s.admin(), &c, ns).await;
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
 }
 
 /// A deployer command with its own arguments only (no helper defaults such as --timeout).
