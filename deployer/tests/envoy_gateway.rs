@@ -252,6 +252,9 @@ async fn the_controller_accepts_everything_up_applies() {
     eventually("Envoy Gateway accepting everything up applied", || not_accepted(&c, ns)).await;
     let report = status_json(ns);
     eprintln!("{report:#}");
+    let log = env().eg.log();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains(ns) && (l.contains("\terror\t") || l.contains("\twarn"))).collect();
+    eprintln!("Envoy Gateway's errors and warnings about {ns}:\n{}", said.join("\n"));
     for (k, n) in [("GatewayClass", "envoy-gateway"), ("Gateway", "ipfs-cluster"), ("Listener", "ipfs-cluster/http"), ("Listener", "ipfs-cluster/https")]
         .into_iter()
         .chain(POLICIES)

@@ -345,3 +345,45 @@ pub async fn status(cl: &Cluster, mut plan: Plan, output: Output) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cond(t: &str, s: &str, reason: &str, gen: i64) -> Value {
+        json!({"type": t, "status": s, "reason": reason, "message": format!("{reason} said the controller\nsecond line"), "observedGeneration": gen})
+    }
+
+    #[test]
+    fn ready_only_when_every_required_condition_is_true_at_the_current_generation() {
+        let both = json!([cond("Accepted", "True", "Accepted", 2), cond("Programmed", "True", "Programmed", 2)]);
+        assert_eq!(judge(&both, Some(2), &["Accepted", "Programmed"], &[]), (true, "Accepted, Programmed".into()));
+        // The controller's own reason and the first line of its message.
+        let no_addr = json!([cond("Accepted", "True", "Accepted", 2), cond("Programmed", "False", "AddressNotAssigned", 2)]);
+        assert_eq!(
+            judge(&no_addr, Some(2), &["Accepted", "Programmed"], &[]),
+            (false, "Programmed False: AddressNotAssigned (AddressNotAssigned said the controller)".into())
+        );
+        // A verdict on an older spec is no verdict on this one.
+        let (ok, why) = judge(&both, Some(3), &["Accepted"], &[]);
+        assert!(!ok && why.contains("generation 3"), "{why}");
+        let (ok, why) = judge(&json!([]), Some(1), &["Accepted"], &[]);
+        assert!(!ok && why.contains("no Accepted condition"), "{why}");
+        // Optional conditions count only when present.
+        assert!(judge(&both, Some(2), &["Accepted"], &["BackendsAvailable"]).0);
+        let backends = json!([cond("Accepted", "True", "Accepted", 1), cond("BackendsAvailable", "False", "EndpointsNotFound", 1)]);
+        assert!(!judge(&backends, Some(1), &["Accepted"], &["BackendsAvailable"]).0);
+    }
+
+    #[test]
+    fn each_parent_of_a_route_must_be_good() {
+        let good = json!({"parentRef": {"name": "gw", "sectionName": "http"}, "conditions": [cond("Accepted", "True", "Accepted", 1)]});
+        let bad = json!({"parentRef": {"name": "gw", "sectionName": "https"}, "conditions": [cond("Accepted", "False", "NotAllowedByListeners", 1)]});
+        assert!(judge_each(&json!([good.clone()]), Some(1), &["Accepted"], &[]).0);
+        let (ok, why) = judge_each(&json!([good, bad]), Some(1), &["Accepted"], &[]);
+        assert!(!ok && why.starts_with("gw/https: Accepted False: NotAllowedByListeners"), "{why}");
+        assert!(!judge_each(&json!([]), Some(1), &["Accepted"], &[]).0);
+        assert!(!judge_each(&Value::Null, Some(1), &["Accepted"], &[]).0);
+    }
+}

@@ -74,7 +74,9 @@ pub fn enter() -> Result<(), String> {
     }
     // Mounts made here must not propagate back to the machine.
     mount(Path::new("none"), Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
-    let new = std::env::temp_dir().join(format!("ipfs-edge-root-{}", std::process::id()));
+    // Named as `scratch` names its directories: a later run removes it once this process
+    // is gone (the mounts on it vanish with the namespace).
+    let new = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deployer").join(format!("root-{}", std::process::id()));
     std::fs::create_dir_all(&new).map_err(|e| e.to_string())?;
     mirror(&new, Path::new("/"))?;
     mirror(&new.join("var/lib"), Path::new("/var/lib"))?;
@@ -85,6 +87,8 @@ pub fn enter() -> Result<(), String> {
     let hosts = std::env::temp_dir().join(format!("ipfs-edge-hosts-{}", std::process::id()));
     std::fs::write(&hosts, "127.0.0.1 localhost\n").map_err(|e| e.to_string())?;
     mount(&hosts, &new.join("etc/hosts"), None, libc::MS_BIND)?;
+    // The mount holds the file; its name outside is not needed.
+    let _ = std::fs::remove_file(&hosts);
     let n = cstr(&new);
     if unsafe { libc::chroot(n.as_ptr()) } != 0 {
         return Err(format!("chroot {}: {}", new.display(), std::io::Error::last_os_error()));
