@@ -55,7 +55,9 @@ fn deployer(ns: &str, args: &[&str]) -> Command {
     c.arg("--filters-dir").arg(e.filters.path());
     c.args(args);
     if args.first() == Some(&"up") {
-        c.arg("--bundle").arg(e.bundle.path()).args(["--timeout", "90", "--address-timeout", "1"]);
+        // No cert-manager in this binary: the Certificate is never judged, so the wait for
+        // the controllers' verdicts runs to its bound, kept short.
+        c.arg("--bundle").arg(e.bundle.path()).args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "8"]);
     }
     c
 }
@@ -179,6 +181,13 @@ async fn up_with_controller(c: &Client, ns: &str) {
     tls_secret(c, ns).await;
     let out = run(ns, &["up", "--replicas", "1"]);
     assert!(out.status.success(), "up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    // up's last wait ends on the controllers' verdicts: Envoy Gateway's are in its summary
+    // (the Gateway judged: no address yet, as no load balancer has given one), and what no
+    // controller judged is named.
+    let (err, summary) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("not judged yet: Certificate ipfs-cluster-tls"), "{err}");
+    assert!(summary.contains("✗ Gateway ipfs-cluster: Programmed False: AddressNotAssigned"), "{summary}");
+    assert!(summary.contains("✓ EnvoyExtensionPolicy ipfs-cluster-filters: Accepted"), "{summary}");
     give_gateway_address(c, ns).await;
 }
 

@@ -38,8 +38,9 @@ fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
         c.arg("--bundle").arg(e.bundle.path());
     }
     if args.first() != Some(&"status") {
-        // No cloud controller here: swarm Services get no address unless a test gives them one.
-        c.args(["--timeout", "90", "--address-timeout", "1"]);
+        // No cloud controller here: swarm Services get no address unless a test gives them one;
+        // no Envoy Gateway or cert-manager controller either: nothing judges the edge.
+        c.args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "1"]);
     }
     c
 }
@@ -552,6 +553,9 @@ fn run_bare(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
         c.arg("--bundle").arg(e.bundle.path());
         if !args.contains(&"--address-timeout") {
             c.args(["--address-timeout", "1"]);
+        }
+        if !args.contains(&"--controller-timeout") {
+            c.args(["--controller-timeout", "1"]);
         }
     }
     let out = c.output().expect("deployer runs");

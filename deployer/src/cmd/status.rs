@@ -54,6 +54,9 @@ pub struct Check {
     pub kind: String,
     pub name: String,
     pub ready: bool,
+    /// Whether its controller has judged the current spec (a condition of each required
+    /// type at the current generation, True or not): what `up` waits for at its end.
+    pub judged: bool,
     /// The controller's conditions when ready ("Accepted, Programmed"); else the first one
     /// that is not, with the controller's own reason and message.
     pub detail: String,
@@ -73,7 +76,10 @@ pub struct PodReport {
 /// Judges a `conditions` list: every type in `required` must be there and True, at the
 /// object's generation when the condition carries one (an older one speaks of an older
 /// spec); any condition whose type is in `if_present` must be True too when it is there.
-pub fn judge(conds: &Value, generation: Option<i64>, required: &[&str], if_present: &[&str]) -> (bool, String) {
+/// Ready, judged (see [`Check`]), and what to say.
+pub type Verdict = (bool, bool, String);
+
+pub fn judge(conds: &Value, generation: Option<i64>, required: &[&str], if_present: &[&str]) -> Verdict {
     let list = conds.as_array().cloned().unwrap_or_default();
     let find = |t: &str| list.iter().find(|c| c["type"] == t);
     let why = |c: &Value| {
@@ -83,31 +89,35 @@ pub fn judge(conds: &Value, generation: Option<i64>, required: &[&str], if_prese
         format!("{} {}: {r}{m}", c["type"].as_str().unwrap_or_default(), c["status"].as_str().unwrap_or_default())
     };
     let mut ok = Vec::new();
+    let mut first_bad = None;
     for t in required.iter().chain(if_present.iter().filter(|t| find(t).is_some())) {
-        let Some(c) = find(t) else { return (false, format!("no {t} condition yet (is its controller running?)")) };
-        if c["status"] != "True" {
-            return (false, why(c));
-        }
+        let Some(c) = find(t) else { return (false, false, format!("no {t} condition yet (is its controller running?)")) };
         if let (Some(g), Some(seen)) = (generation, c["observedGeneration"].as_i64()) {
             if seen < g {
-                return (false, format!("{t} is of generation {seen}: the controller has not judged generation {g} yet"));
+                return (false, false, format!("{t} is of generation {seen}: the controller has not judged generation {g} yet"));
             }
+        }
+        if c["status"] != "True" {
+            first_bad = first_bad.or_else(|| Some(why(c)));
         }
         ok.push(t.to_string());
     }
-    (true, ok.join(", "))
+    match first_bad {
+        Some(why) => (false, true, why),
+        None => (true, true, ok.join(", ")),
+    }
 }
 
-fn check(kind: &str, name: &str, (ready, detail): (bool, String)) -> Check {
-    Check { kind: kind.into(), name: name.into(), ready, detail }
+fn check(kind: &str, name: &str, (ready, judged, detail): Verdict) -> Check {
+    Check { kind: kind.into(), name: name.into(), ready, judged, detail }
 }
 
 /// Route and policy statuses are per parent (routes) or ancestor (policies): each must be
 /// good; none at all means no controller has taken the object up.
-fn judge_each(list: &Value, generation: Option<i64>, required: &[&str], if_present: &[&str]) -> (bool, String) {
+fn judge_each(list: &Value, generation: Option<i64>, required: &[&str], if_present: &[&str]) -> Verdict {
     let items = list.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        return (false, "no status yet: not taken up by a controller (is it running, is the target there?)".into());
+        return (false, false, "no status yet: not taken up by a controller (is it running, is the target there?)".into());
     }
     let mut details = Vec::new();
     for it in &items {
@@ -118,35 +128,35 @@ fn judge_each(list: &Value, generation: Option<i64>, required: &[&str], if_prese
                 None => n.to_string(),
             }
         });
-        let (ok, d) = judge(&it["conditions"], generation, required, if_present);
+        let (ok, judged, d) = judge(&it["conditions"], generation, required, if_present);
         let d = match parent {
             Some(p) if items.len() > 1 || !ok => format!("{p}: {d}"),
             _ => d,
         };
         if !ok {
-            return (false, d);
+            return (false, judged, d);
         }
         details.push(d);
     }
     details.dedup();
-    (true, details.join("; "))
+    (true, true, details.join("; "))
 }
 
 const GATEWAY_API: &str = "gateway.networking.k8s.io";
 const ENVOY_GATEWAY: &str = "gateway.envoyproxy.io";
 
 /// What the controllers report on the objects of the edge.
-async fn objects(cl: &Cluster, p: &Plan) -> Result<Vec<Check>, Error> {
+pub async fn objects(cl: &Cluster, p: &Plan) -> Result<Vec<Check>, Error> {
     let ns = p.namespace.as_str();
     let mut out = Vec::new();
     let gc = read::get_dynamic(cl, (GATEWAY_API, "v1", "GatewayClass"), None, &p.gateway_class).await?;
     out.push(match &gc {
         Some(o) => check("GatewayClass", &p.gateway_class, judge(&o.data["status"]["conditions"], o.metadata.generation, &["Accepted"], &[])),
-        None => check("GatewayClass", &p.gateway_class, (false, "does not exist".into())),
+        None => check("GatewayClass", &p.gateway_class, (false, false, "does not exist".into())),
     });
     let gw = read::get_dynamic(cl, (GATEWAY_API, "v1", "Gateway"), Some(ns), &p.name).await?;
     match &gw {
-        None => out.push(check("Gateway", &p.name, (false, "does not exist (run `deployer up`)".into()))),
+        None => out.push(check("Gateway", &p.name, (false, false, "does not exist (run `deployer up`)".into()))),
         Some(o) => {
             let g = o.metadata.generation;
             out.push(check("Gateway", &p.name, judge(&o.data["status"]["conditions"], g, &["Accepted", "Programmed"], &[])));
@@ -156,7 +166,7 @@ async fn objects(cl: &Cluster, p: &Plan) -> Result<Vec<Check>, Error> {
                 let name = l["name"].as_str().unwrap_or_default();
                 let verdict = match statuses.iter().find(|s| s["name"] == name) {
                     Some(s) => judge(&s["conditions"], g, &["Accepted", "ResolvedRefs", "Programmed"], &[]),
-                    None => (false, "no status yet".into()),
+                    None => (false, false, "no status yet".into()),
                 };
                 out.push(check("Listener", &format!("{}/{name}", p.name), verdict));
             }
@@ -184,7 +194,7 @@ async fn objects(cl: &Cluster, p: &Plan) -> Result<Vec<Check>, Error> {
     if let Some(c) = read::get_dynamic(cl, ("cert-manager.io", "v1", "Certificate"), Some(ns), &cert_name).await? {
         let verdict = match c.data["status"]["conditions"].as_array() {
             Some(_) => judge(&c.data["status"]["conditions"], c.metadata.generation, &["Ready"], &[]),
-            None => (false, "no condition yet: not taken up by cert-manager (is it running?)".into()),
+            None => (false, false, "no condition yet: not taken up by cert-manager (is it running?)".into()),
         };
         out.push(check("Certificate", &cert_name, verdict));
     }
@@ -358,18 +368,18 @@ mod tests {
     #[test]
     fn ready_only_when_every_required_condition_is_true_at_the_current_generation() {
         let both = json!([cond("Accepted", "True", "Accepted", 2), cond("Programmed", "True", "Programmed", 2)]);
-        assert_eq!(judge(&both, Some(2), &["Accepted", "Programmed"], &[]), (true, "Accepted, Programmed".into()));
+        assert_eq!(judge(&both, Some(2), &["Accepted", "Programmed"], &[]), (true, true, "Accepted, Programmed".into()));
         // The controller's own reason and the first line of its message.
         let no_addr = json!([cond("Accepted", "True", "Accepted", 2), cond("Programmed", "False", "AddressNotAssigned", 2)]);
         assert_eq!(
             judge(&no_addr, Some(2), &["Accepted", "Programmed"], &[]),
-            (false, "Programmed False: AddressNotAssigned (AddressNotAssigned said the controller)".into())
+            (false, true, "Programmed False: AddressNotAssigned (AddressNotAssigned said the controller)".into())
         );
         // A verdict on an older spec is no verdict on this one.
-        let (ok, why) = judge(&both, Some(3), &["Accepted"], &[]);
-        assert!(!ok && why.contains("generation 3"), "{why}");
-        let (ok, why) = judge(&json!([]), Some(1), &["Accepted"], &[]);
-        assert!(!ok && why.contains("no Accepted condition"), "{why}");
+        let (ok, judged, why) = judge(&both, Some(3), &["Accepted"], &[]);
+        assert!(!ok && !judged && why.contains("generation 3"), "{why}");
+        let (ok, judged, why) = judge(&json!([]), Some(1), &["Accepted"], &[]);
+        assert!(!ok && !judged && why.contains("no Accepted condition"), "{why}");
         // Optional conditions count only when present.
         assert!(judge(&both, Some(2), &["Accepted"], &["BackendsAvailable"]).0);
         let backends = json!([cond("Accepted", "True", "Accepted", 1), cond("BackendsAvailable", "False", "EndpointsNotFound", 1)]);
@@ -381,9 +391,9 @@ mod tests {
         let good = json!({"parentRef": {"name": "gw", "sectionName": "http"}, "conditions": [cond("Accepted", "True", "Accepted", 1)]});
         let bad = json!({"parentRef": {"name": "gw", "sectionName": "https"}, "conditions": [cond("Accepted", "False", "NotAllowedByListeners", 1)]});
         assert!(judge_each(&json!([good.clone()]), Some(1), &["Accepted"], &[]).0);
-        let (ok, why) = judge_each(&json!([good, bad]), Some(1), &["Accepted"], &[]);
-        assert!(!ok && why.starts_with("gw/https: Accepted False: NotAllowedByListeners"), "{why}");
-        assert!(!judge_each(&json!([]), Some(1), &["Accepted"], &[]).0);
+        let (ok, judged, why) = judge_each(&json!([good, bad]), Some(1), &["Accepted"], &[]);
+        assert!(!ok && judged && why.starts_with("gw/https: Accepted False: NotAllowedByListeners"), "{why}");
+        assert!(!judge_each(&json!([]), Some(1), &["Accepted"], &[]).1);
         assert!(!judge_each(&Value::Null, Some(1), &["Accepted"], &[]).0);
     }
 }
