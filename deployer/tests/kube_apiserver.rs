@@ -527,7 +527,9 @@ async fn up_rides_out_an_api_server_restart() {
     while !seen.contains("[2/6]") {
         assert!(stderr.read_line(&mut seen).unwrap() > 0, "up ended before step 2:\n{seen}");
     }
-    s.restart_apiserver();
+    // Down for 15 s: longer than a client that gives up after a few seconds would wait,
+    // as a managed control plane's upgrade can be.
+    s.restart_apiserver(Duration::from_secs(15));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();

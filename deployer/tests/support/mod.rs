@@ -69,10 +69,16 @@ impl Server {
     pub fn audit_log(&self) -> PathBuf {
         self.dir.path().join("audit.log")
     }
-    /// Stops the API server and starts it again (same port, same etcd; the other components
-    /// keep running and reconnect).
-    pub fn restart_apiserver(&self) {
-        let out = Command::new(script()).arg("restart-apiserver").arg(self.dir.path()).stdin(Stdio::null()).output().unwrap();
+    /// Stops the API server and starts it again after `down` with no server (same port, same
+    /// etcd; the other components keep running and reconnect).
+    pub fn restart_apiserver(&self, down: Duration) {
+        let out = Command::new(script())
+            .arg("restart-apiserver")
+            .arg(self.dir.path())
+            .arg(down.as_secs().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "restart-apiserver: {}", String::from_utf8_lossy(&out.stderr));
     }
     /// Stops the server now (the benchmark; tests leave it to the end of the process).
