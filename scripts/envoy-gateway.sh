@@ -6,8 +6,11 @@
 #                                        (manifests/kubernetes/values.env) with scripts/gobuild.sh,
 #                                        once; prints the directory of the binaries
 #   scripts/envoy-gateway.sh bin         the same directory (builds if needed)
-#   scripts/envoy-gateway.sh run DIR     run `envoy-gateway server --config-path DIR/standalone.yaml`
-#                                        until standard input closes, then stop it and its Envoy
+#   scripts/envoy-gateway.sh run DIR [CONFIG]
+#                                        run `envoy-gateway server --config-path CONFIG` (default
+#                                        DIR/standalone.yaml; log in DIR) until standard input
+#                                        closes, then stop it and its Envoy. The environment
+#                                        passes through (KUBECONFIG for the Kubernetes provider)
 #
 # `run` is what tests/gateway starts: its owner holds our stdin, so however the owner ends
 # (panic, kill -9), EOF reaches us and Envoy Gateway and its Envoy are stopped. Envoy Gateway
@@ -28,10 +31,10 @@ bin() {
 }
 
 run() {
-  local dir="${1:?usage: run DIR}" b pgid
+  local dir="${1:?usage: run DIR [CONFIG]}" config="${2:-$1/standalone.yaml}" b pgid
   b=$(bin)
   # setsid: a group of its own, killed whole below.
-  setsid "$b/envoy-gateway" server --config-path "$dir/standalone.yaml" \
+  setsid "$b/envoy-gateway" server --config-path "$config" \
     >"$dir/envoy-gateway.log" 2>&1 </dev/null &
   pgid=$!
   echo "$pgid" >"$dir/pgid"
@@ -52,5 +55,5 @@ stop() {
 case "${1:-}" in
   build | bin) bin ;;
   run) shift; run "$@" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

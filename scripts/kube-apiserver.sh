@@ -18,9 +18,10 @@
 #                                          when stdin reaches EOF (or on TERM/INT): a test
 #                                          holding the pipe owns the server, and the kernel
 #                                          closes it however the test ends (panic, kill -9)
-#   scripts/kube-apiserver.sh restart-apiserver DIR
+#   scripts/kube-apiserver.sh restart-apiserver DIR [SECONDS_DOWN]
 #                                          stop the API server of DIR and start it again
-#                                          (same port, same etcd)
+#                                          (same port, same etcd), after SECONDS_DOWN
+#                                          seconds with no server (default 0)
 #   scripts/kube-apiserver.sh stop DIR     stop what `start DIR` started
 #   scripts/kube-apiserver.sh bin          print the directory of the binaries
 set -euo pipefail
@@ -273,7 +274,7 @@ wait_ready() {
 # Stops the API server of DIR and starts it again on the same port and etcd: clients see
 # connections refused, then the same cluster.
 restart_apiserver() {
-  local dir="${1:?usage: restart-apiserver DIR}" pid
+  local dir="${1:?usage: restart-apiserver DIR [SECONDS_DOWN]}" down="${2:-0}" pid
   pid="$(awk '$1 == "kube-apiserver" { print $2 }' "$dir/pids")"
   # TERM (it stops listening at once), then KILL after 5 s: left alone it holds its open
   # watches for a minute before it exits.
@@ -282,6 +283,8 @@ restart_apiserver() {
   kill -9 "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   sed -i '/^kube-apiserver /d' "$dir/pids"
+  # Down for a while, as during a managed control plane's upgrade.
+  sleep "$down"
   start_apiserver "$dir"
   wait_ready "$dir"
   log "kube-apiserver restarted"
@@ -339,5 +342,5 @@ case "${1:-}" in
   bin) echo "$KUBE_BIN_DIR" ;;
   run) shift; run "$@" ;;
   restart-apiserver) shift; restart_apiserver "$@" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,26p' "$0" >&2; exit 2 ;;
 esac

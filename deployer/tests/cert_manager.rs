@@ -328,7 +328,7 @@ async fn issue() -> Result<(), Failed> {
     let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
         .arg("--kubeconfig")
         .arg(server.admin())
-        .args(["up", "--domain", DOMAIN, "--acme-server", &acme, "--replicas", "1", "--timeout", "90", "--address-timeout", "1"])
+        .args(["up", "--domain", DOMAIN, "--acme-server", &acme, "--replicas", "1", "--timeout", "90", "--address-timeout", "1", "--controller-timeout", "1"])
         .arg("--bundle")
         .arg(bundle.path())
         .arg("--filters-dir")

@@ -26,7 +26,7 @@ fn deployer(s: &support::Server, bundle: &support::Scratch, filters: &support::S
         .args(args)
         .arg("--bundle")
         .arg(bundle.path())
-        .args(["--timeout", "90", "--address-timeout", "1"])
+        .args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "1"])
         .output()
         .unwrap();
     eprintln!("$ deployer {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));

@@ -38,8 +38,9 @@ fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
         c.arg("--bundle").arg(e.bundle.path());
     }
     if args.first() != Some(&"status") {
-        // No cloud controller here: swarm Services get no address unless a test gives them one.
-        c.args(["--timeout", "90", "--address-timeout", "1"]);
+        // No cloud controller here: swarm Services get no address unless a test gives them one;
+        // no Envoy Gateway or cert-manager controller either: nothing judges the edge.
+        c.args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "1"]);
     }
     c
 }
@@ -515,7 +516,7 @@ async fn scale_down_then_up_the_controller_removes_and_brings_back_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn up_across_an_api_server_restart_then_rerun_converges() {
+async fn up_rides_out_an_api_server_restart() {
     // A server of its own: the restart would disturb the other tests.
     let s = support::start();
     let ns = "t-restart";
@@ -526,19 +527,22 @@ async fn up_across_an_api_server_restart_then_rerun_converges() {
     while !seen.contains("[2/6]") {
         assert!(stderr.read_line(&mut seen).unwrap() > 0, "up ended before step 2:\n{seen}");
     }
-    s.restart_apiserver();
+    // Down for 15 s: longer than a client that gives up after a few seconds would wait,
+    // as a managed control plane's upgrade can be.
+    s.restart_apiserver(Duration::from_secs(15));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     eprintln!("up across the restart ({status:?}):\n{seen}{rest}");
-    // Either it rode out the restart, or it stopped with an error it names (not a panic).
-    assert!(status.success() || (status.code().is_some_and(|c| c != 101) && rest.contains("error")), "{status:?}:\n{rest}");
+    // It rides out the restart: the reads and applies in flight are retried until the
+    // server answers again, and the run completes.
+    assert!(status.success(), "up did not ride out the restart ({status:?}):\n{seen}{rest}");
+    assert!(rest.contains("[6/6]"), "{rest}");
     let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
     let ids = secrets.get("ipfs-cluster-identities").await.unwrap().data;
-    run_ok(&s.admin(), ns, &["up", "--replicas", "2"]);
-    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
     assert_eq!(ready_pods(&s.admin(), ns), ["ipfs-cluster-0", "ipfs-cluster-1"]);
     rerun_changes_nothing(&s.admin(), &c, ns).await;
+    assert_eq!(secrets.get("ipfs-cluster-identities").await.unwrap().data, ids);
 }
 
 /// A deployer command with its own arguments only (no helper defaults such as --timeout).
@@ -551,6 +555,9 @@ fn run_bare(kubeconfig: &Path, ns: &str, args: &[&str]) -> Output {
         c.arg("--bundle").arg(e.bundle.path());
         if !args.contains(&"--address-timeout") {
             c.args(["--address-timeout", "1"]);
+        }
+        if !args.contains(&"--controller-timeout") {
+            c.args(["--controller-timeout", "1"]);
         }
     }
     let out = c.output().expect("deployer runs");

@@ -94,7 +94,29 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
         eprintln!("[6/6] filters served in-cluster and attached, traffic policies ({} changed)", n + m);
     }
 
+    await_verdicts(cl, &plan, w).await?;
     super::status::summary(cl, &plan).await
+}
+
+/// Until every controller has judged what was applied (bounded by `--controller-timeout`,
+/// with progress): the summary then tells the controllers' verdicts, not "no status yet".
+/// Past the bound, which objects none has judged (a controller not running, or slow).
+async fn await_verdicts(cl: &Cluster, plan: &Plan, w: &WaitArgs) -> Result<(), Error> {
+    let bounded = WaitArgs { timeout: w.controller_timeout, ..w.clone() };
+    let waited = wait::until("the controllers' verdicts on the Gateway, routes, policies and Certificate", &bounded, || async move {
+        let objects = super::status::objects(cl, plan).await?;
+        let open: Vec<String> = objects.iter().filter(|o| !o.judged).map(|o| format!("{} {}", o.kind, o.name)).collect();
+        Ok((!open.is_empty()).then(|| format!("{} not judged yet: {}", open.len(), open.join(", "))))
+    })
+    .await;
+    match waited {
+        Ok(()) => Ok(()),
+        Err(Error::Timeout { last, .. }) => {
+            eprintln!("      … no controller has judged everything after {} s{last}", w.controller_timeout);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The swarm Services' public addresses, waited for (bounded, with progress) until every

@@ -3,7 +3,8 @@
 
 use crate::errors::Error;
 use kube::discovery::ApiResource;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// What a failed call was doing: named in the message.
 #[derive(Debug, Clone)]
@@ -74,36 +75,72 @@ pub fn map(server: &str, context: &str, e: kube::Error, call: &Call) -> Error {
     }
 }
 
+/// Set once any request of this process has had an answer: from then on a dropped
+/// connection is a server restarting (a control-plane upgrade, a crashed API server coming
+/// back), worth waiting out; before it, an address nobody listens on, which should fail fast.
+static ANSWERED: AtomicBool = AtomicBool::new(false);
+
+/// How long a connection failure is retried once the server has answered: an API server
+/// restart (stop, start, etcd reconnect, readiness) takes seconds to tens of seconds on a
+/// busy machine.
+const RESTART_WINDOW: Duration = Duration::from_secs(90);
+
 /// How long a failure is worth retrying (none: fail now).
 pub fn retry_for(e: &kube::Error) -> Option<Duration> {
     match e {
         // cert-manager's webhook answers only once its CA is injected, a little after its
         // Deployment is available: a fresh install retries rather than fails.
         kube::Error::Api(s) if s.code >= 500 && s.message.contains("failed calling webhook") => Some(Duration::from_secs(120)),
+        // Overload, or an API server that is starting (its etcd or informers not ready yet).
         kube::Error::Api(s) if matches!(s.code, 429 | 503 | 504) => Some(Duration::from_secs(30)),
-        // A dropped connection: a few seconds, so an unreachable server still fails fast.
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(Duration::from_secs(6)),
+        // A refused or dropped connection: a few seconds if the server never answered, so an
+        // unreachable server still fails fast; a restart's length if it did.
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            Some(if ANSWERED.load(Ordering::Relaxed) { RESTART_WINDOW } else { Duration::from_secs(6) })
+        }
         _ => None,
     }
 }
 
-/// Runs `f` until it succeeds, fails with an error not worth retrying, or the retry time
-/// of the error is over.
-pub async fn retrying<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
+/// Runs `f` again, with exponential backoff, while it fails with an error worth retrying
+/// (`retry_for`, or `also`) and that error's retry time since the first attempt is not
+/// over. Only for requests that are safe to repeat: reads, deletes by name and server-side
+/// applies (the same apply twice gives the same object).
+pub async fn retrying_also<T, F, Fut>(f: F, also: impl Fn(&kube::Error) -> Option<Duration>) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
 {
-    let start = std::time::Instant::now();
-    loop {
-        match f().await {
-            Ok(x) => return Ok(x),
-            Err(e) => match retry_for(&e) {
-                Some(limit) if start.elapsed() < limit => tokio::time::sleep(Duration::from_secs(2)).await,
-                _ => return Err(e),
-            },
-        }
+    use backon::{ExponentialBuilder, Retryable};
+    let start = Instant::now();
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times();
+    let out = f
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| retry_for(e).or_else(|| also(e)).is_some_and(|limit| start.elapsed() < limit))
+        .notify(|e, after| {
+            if start.elapsed() + after > Duration::from_secs(2) {
+                eprintln!("      … retrying in {:.1} s: {e}", after.as_secs_f64());
+            }
+        })
+        .await;
+    if out.is_ok() || out.as_ref().is_err_and(|e| matches!(e, kube::Error::Api(_))) {
+        ANSWERED.store(true, Ordering::Relaxed);
     }
+    out
+}
+
+/// [`retrying_also`] with the retryable errors of `retry_for` alone.
+pub async fn retrying<T, F, Fut>(f: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retrying_also(f, |_| None).await
 }
 
 #[cfg(test)]

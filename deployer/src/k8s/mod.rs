@@ -87,21 +87,16 @@ impl Cluster {
     /// Discovery again (after step 1 installed CRDs).
     pub async fn rediscover(&mut self) -> Result<(), Error> {
         let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
-        let start = std::time::Instant::now();
-        loop {
-            match Discovery::new(self.client.clone()).filter(&groups).run().await {
-                Ok(d) => {
-                    self.discovery = d;
-                    return Ok(());
-                }
-                // A group whose CRDs are being created (by us or anyone) is listed before
-                // its version is served, which answers 404 for a moment.
-                Err(e) if error::is_not_found(&e) && start.elapsed() < std::time::Duration::from_secs(20) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(self.error(e, &error::Call::discovery())),
-            }
-        }
+        // A group whose CRDs are being created (by us or anyone) is listed before its
+        // version is served, which answers 404 for a moment.
+        let client = self.client.clone();
+        let found = error::retrying_also(
+            || Discovery::new(client.clone()).filter(&groups).run(),
+            |e| error::is_not_found(e).then_some(std::time::Duration::from_secs(20)),
+        )
+        .await;
+        self.discovery = found.map_err(|e| self.error(e, &error::Call::discovery()))?;
+        Ok(())
     }
 
     /// Adds API groups to discovery (a release manifest's own) and discovers again.

@@ -97,6 +97,16 @@ pub async fn get_dynamic(cl: &Cluster, gvk: (&str, &str, &str), ns: Option<&str>
         .map_err(|e| cl.error(e, &Call::new("get", &ar, ns, format!("reading {}/{name}", gvk.2))))
 }
 
+/// Objects of a custom kind in a namespace; empty when the kind is not served.
+pub async fn list_dynamic(cl: &Cluster, gvk: (&str, &str, &str), ns: &str, lp: &ListParams) -> Result<Vec<DynamicObject>, Error> {
+    let Some((ar, caps)) = cl.discovery.resolve_gvk(&GroupVersionKind::gvk(gvk.0, gvk.1, gvk.2)) else { return Ok(Vec::new()) };
+    let api = cl.api(&ar, &caps, Some(ns));
+    Ok(retrying(|| api.list(lp))
+        .await
+        .map_err(|e| cl.error(e, &Call::new("list", &ar, Some(ns), format!("listing {}s", gvk.2))))?
+        .items)
+}
+
 /// Every object of a kind given by group/version/kind, whether discovery knows it or not
 /// (CRDs: `apiextensions.k8s.io` is not among the discovered groups).
 pub async fn list_gvk(cl: &Cluster, gvk: (&str, &str, &str), plural: &str) -> Result<Vec<DynamicObject>, Error> {

@@ -20,11 +20,16 @@ pub struct WaitArgs {
     /// past that it says what to run once they arrive (not an error).
     #[arg(long, default_value_t = 180, value_name = "SECONDS")]
     pub address_timeout: u64,
+    /// Seconds `up` waits at its end for the controllers (Envoy Gateway or Istio,
+    /// cert-manager) to judge what it applied; past that it says which objects none has
+    /// judged yet (not an error).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub controller_timeout: u64,
 }
 
 impl Default for WaitArgs {
     fn default() -> Self {
-        WaitArgs { timeout: 600, no_wait: false, address_timeout: 180 }
+        WaitArgs { timeout: 600, no_wait: false, address_timeout: 180, controller_timeout: 60 }
     }
 }
 

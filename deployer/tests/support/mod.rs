@@ -16,6 +16,9 @@
 //!   provisioner would (nothing is stored in them).
 #![allow(dead_code)]
 
+pub mod eg;
+pub mod ns;
+
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -66,10 +69,16 @@ impl Server {
     pub fn audit_log(&self) -> PathBuf {
         self.dir.path().join("audit.log")
     }
-    /// Stops the API server and starts it again (same port, same etcd; the other components
-    /// keep running and reconnect).
-    pub fn restart_apiserver(&self) {
-        let out = Command::new(script()).arg("restart-apiserver").arg(self.dir.path()).stdin(Stdio::null()).output().unwrap();
+    /// Stops the API server and starts it again after `down` with no server (same port, same
+    /// etcd; the other components keep running and reconnect).
+    pub fn restart_apiserver(&self, down: Duration) {
+        let out = Command::new(script())
+            .arg("restart-apiserver")
+            .arg(self.dir.path())
+            .arg(down.as_secs().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "restart-apiserver: {}", String::from_utf8_lossy(&out.stderr));
     }
     /// Stops the server now (the benchmark; tests leave it to the end of the process).
@@ -247,7 +256,7 @@ pub fn crd_dir() -> PathBuf {
     std::env::var("IPFS_EDGE_CRDS").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("../shared/crds"))
 }
 
-fn read_docs(path: &Path) -> Vec<Value> {
+pub fn read_docs(path: &Path) -> Vec<Value> {
     use serde::Deserialize as _;
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::Deserializer::from_str(&text)
@@ -264,6 +273,28 @@ fn stand_in_controller(ns: &str, name: &str, labels: Value, args: Value) -> Vec<
             "spec": {"replicas": 1, "selector": {"matchLabels": labels.clone()},
                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
                     {"name": name, "image": "registry.invalid/stand-in:0", "args": args}]}}}}),
+    ]
+}
+
+/// What Envoy Gateway's release manifest holds besides its CRDs, RBAC and Deployment, and a
+/// controller outside the cluster needs: its configuration (the ConfigMap the pod mounts at
+/// /config; the chart's default `config.envoyGateway`, charts/gateway-helm/values.tmpl.yaml,
+/// merged into `eg.default-envoy-gateway-config` as the chart renders it, image settings
+/// left out: no image runs here) and the Service the Envoy proxies reach it by (xDS, the
+/// rate limiter, the Wasm cache, metrics).
+fn envoy_gateway_release_objects() -> Vec<Value> {
+    let config = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyGateway\ngateway:\n  controllerName: gateway.envoyproxy.io/gatewayclass-controller\n\
+                  logging:\n  level:\n    default: info\nprovider:\n  type: Kubernetes\nextensionApis: {}\n";
+    let labels = json!({"app.kubernetes.io/name": "gateway-helm", "app.kubernetes.io/instance": "eg"});
+    vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "envoy-gateway-config", "namespace": "envoy-gateway-system", "labels": labels},
+            "data": {"envoy-gateway.yaml": config}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "envoy-gateway", "namespace": "envoy-gateway-system", "labels": {"control-plane": "envoy-gateway"}},
+            "spec": {"type": "ClusterIP", "selector": {"control-plane": "envoy-gateway"}, "ports": [
+                {"name": "grpc", "port": 18000, "targetPort": 18000}, {"name": "ratelimit", "port": 18001, "targetPort": 18001},
+                {"name": "wasm", "port": 18002, "targetPort": 18002}, {"name": "metrics", "port": 19001, "targetPort": 19001}]}}),
     ]
 }
 
@@ -284,11 +315,14 @@ pub fn bundle() -> Scratch {
         let text: String = docs.iter().map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap())).collect();
         std::fs::write(dir.path().join(file), text).unwrap();
     };
-    write(
-        "envoy-gateway-v1.9.0.yaml",
-        "envoy-gateway-v1.9.0",
-        stand_in_controller("envoy-gateway-system", "envoy-gateway", json!({"control-plane": "envoy-gateway"}), json!(["server"])),
+    let mut eg = stand_in_controller(
+        "envoy-gateway-system",
+        "envoy-gateway",
+        json!({"control-plane": "envoy-gateway"}),
+        json!(["server", "--config-path=/config/envoy-gateway.yaml"]),
     );
+    eg.extend(envoy_gateway_release_objects());
+    write("envoy-gateway-v1.9.0.yaml", "envoy-gateway-v1.9.0", eg);
     write(
         "cert-manager-v1.21.1.yaml",
         "cert-manager-v1.21.1",
