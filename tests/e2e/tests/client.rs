@@ -9,3 +9,8 @@ use e2e::real::RealStack;
 fn kubo_rpc_client_cannot_tell_cluster_from_kubo() {
     e2e::cases::client::kubo_rpc_client_cannot_tell_cluster_from_kubo(&RealStack::start(None));
 }
+
+#[test]
+fn without_the_filter_the_client_sees_the_cluster() {
+    e2e::cases::client::without_the_filter_the_client_sees_the_cluster();
+}
