@@ -11,7 +11,6 @@ use localcluster::Cluster;
 use crate::cases::Edge;
 use crate::edge::Proto;
 use crate::envoy::Envoy;
-use crate::http::Response;
 
 /// Peers of the test cluster: the default of the deployer's cluster shape.
 pub const PEERS: usize = 3;
@@ -51,32 +50,6 @@ impl RealStack {
         let max_upload_bytes = serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v["max_upload_bytes"].as_u64()).unwrap_or(0);
         let envoy = crate::stack::envoy_in_front_of(p.ports.proxy, p.ports.kubo_rpc, json, true);
         RealStack { envoy, cluster, max_upload_bytes }
-    }
-
-    /// Peer 0's Kubo RPC port.
-    pub fn kubo(&self) -> u16 {
-        self.cluster.peers[0].ports.kubo_rpc
-    }
-
-    /// Peer 0's cluster proxy port.
-    pub fn proxy(&self) -> u16 {
-        self.cluster.peers[0].ports.proxy
-    }
-
-    /// The same request to Kubo directly and to the cluster through Envoy
-    /// and the filter.
-    pub fn both(&self, request: &[u8]) -> (Response, Response) {
-        crate::cases::both(self, request)
-    }
-
-    /// Whether the cluster's pin set (REST `/pins`) holds `cid`.
-    pub fn cluster_pins(&self, cid: &str) -> bool {
-        cluster_pins(cid)
-    }
-
-    /// Whether peer 0's Kubo has `cid` pinned (`pin/ls`).
-    pub fn kubo_pins(&self, cid: &str) -> bool {
-        kubo_pins(cid)
     }
 }
 
