@@ -128,15 +128,57 @@ impl EdgeStack {
     }
 }
 
-/// Sends `req` to `port` over its protocol. The HTTP/1 forms add `Host`,
+/// The host name the tests' requests name.
+pub const HOST: &str = "edge.test";
+
+/// manifests/envoy/envoy.yaml as the edge under test of the shared cases: one listener
+/// speaking HTTP/1 and h2c, any host.
+impl crate::cases::Edge for EdgeStack {
+    fn port(&self, _: Proto) -> u16 {
+        self.envoy.port
+    }
+
+    fn host(&self) -> String {
+        HOST.into()
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.envoy.port)
+    }
+
+    fn ca_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    fn max_upload_bytes(&self) -> u64 {
+        0
+    }
+
+    fn log(&self) -> String {
+        self.envoy.log()
+    }
+}
+
+impl crate::cases::health::TappedEdge for EdgeStack {
+    fn taps(&self) -> Vec<&Recorder> {
+        self.backends().to_vec()
+    }
+}
+
+/// Sends `req` to `port` over its protocol, for [`HOST`].
+pub fn send(port: u16, req: &Req) -> Result<Answer, String> {
+    send_to(port, HOST, req)
+}
+
+/// Sends `req` to `port` over its protocol, for `host`. The HTTP/1 forms add `Host`,
 /// `Content-Length: 0` for POST/PUT/PATCH and `Connection: close`; HTTP/2
 /// sends an absolute-form target as `:authority` + `:path`.
-pub fn send(port: u16, req: &Req) -> Result<Answer, String> {
+pub fn send_to(port: u16, host: &str, req: &Req) -> Result<Answer, String> {
     let needs_length = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH");
     match req.proto {
         Proto::Http10 | Proto::Http11 => {
             let v = if req.proto == Proto::Http10 { "1.0" } else { "1.1" };
-            let mut raw = format!("{} {} HTTP/{v}\r\nHost: edge.test\r\n", req.method, req.target);
+            let mut raw = format!("{} {} HTTP/{v}\r\nHost: {host}\r\n", req.method, req.target);
             for (k, val) in &req.headers {
                 raw.push_str(&format!("{k}: {val}\r\n"));
             }
@@ -152,7 +194,7 @@ pub fn send(port: u16, req: &Req) -> Result<Answer, String> {
                     Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
                     None => (rest.to_string(), "/".to_string()),
                 },
-                None => ("edge.test".to_string(), req.target.clone()),
+                None => (host.to_string(), req.target.clone()),
             };
             let mut headers = req.headers.clone();
             if needs_length {

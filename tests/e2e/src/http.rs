@@ -73,7 +73,12 @@ pub fn get(port: u16, path: &str) -> std::io::Result<Response> {
 
 /// A request with a body, as clients send it.
 pub fn request(method: &str, target: &str, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
-    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    request_to("127.0.0.1", method, target, content_type, body)
+}
+
+/// The same for the server named `host`.
+pub fn request_to(host: &str, method: &str, target: &str, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(ct) = content_type {
         r.push_str(&format!("Content-Type: {ct}\r\n"));
     }

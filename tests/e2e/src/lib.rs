@@ -2,6 +2,7 @@
 //! repository's own configuration, raw HTTP/1.1 exchanges with it, and the
 //! upload bodies real clients send.
 
+pub mod cases;
 pub mod edge;
 pub mod envoy;
 pub mod envoy_config;

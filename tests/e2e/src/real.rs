@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 
 use localcluster::Cluster;
 
+use crate::cases::Edge;
+use crate::edge::Proto;
 use crate::envoy::Envoy;
-use crate::http::Response;
 
 /// Peers of the test cluster: the default of the deployer's cluster shape.
 pub const PEERS: usize = 3;
@@ -21,9 +22,21 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| localcluster::start(PEERS).unwrap_or_else(|e| panic!("local cluster: {e}")))
 }
 
+/// Whether the cluster's pin set (REST `/pins` of peer 0) holds `cid`.
+pub fn cluster_pins(cid: &str) -> bool {
+    cluster().pins().expect("REST /pins").iter().any(|p| p["cid"].as_str() == Some(cid))
+}
+
+/// Whether peer 0's Kubo has `cid` pinned (`pin/ls`).
+pub fn kubo_pins(cid: &str) -> bool {
+    let (status, body) = localcluster::http(cluster().peers[0].kubo_rpc(), "POST", &format!("/api/v0/pin/ls?arg={cid}"), None).expect("Kubo pin/ls");
+    status == 200 && String::from_utf8_lossy(&body).contains(cid)
+}
+
 pub struct RealStack {
     pub envoy: Envoy,
     pub cluster: &'static Cluster,
+    max_upload_bytes: u64,
 }
 
 impl RealStack {
@@ -33,36 +46,36 @@ impl RealStack {
     pub fn start(config: Option<&str>) -> RealStack {
         let cluster = cluster();
         let p = &cluster.peers[0];
-        let envoy = crate::stack::envoy_in_front_of(p.ports.proxy, p.ports.kubo_rpc, config.unwrap_or("{}"), true);
-        RealStack { envoy, cluster }
+        let json = config.unwrap_or("{}");
+        let max_upload_bytes = serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v["max_upload_bytes"].as_u64()).unwrap_or(0);
+        let envoy = crate::stack::envoy_in_front_of(p.ports.proxy, p.ports.kubo_rpc, json, true);
+        RealStack { envoy, cluster, max_upload_bytes }
+    }
+}
+
+/// manifests/envoy/envoy.yaml as the edge under test: its one listener speaks HTTP/1 and h2c.
+impl Edge for RealStack {
+    fn port(&self, _: Proto) -> u16 {
+        self.envoy.port
     }
 
-    /// Peer 0's Kubo RPC port.
-    pub fn kubo(&self) -> u16 {
-        self.cluster.peers[0].ports.kubo_rpc
+    fn host(&self) -> String {
+        "127.0.0.1".into()
     }
 
-    /// Peer 0's cluster proxy port.
-    pub fn proxy(&self) -> u16 {
-        self.cluster.peers[0].ports.proxy
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.envoy.port)
     }
 
-    /// The same request to Kubo directly and to the cluster through Envoy
-    /// and the filter.
-    pub fn both(&self, request: &[u8]) -> (Response, Response) {
-        let kubo = crate::http::exchange(self.kubo(), request).expect("Kubo answers");
-        let edge = crate::http::exchange(self.envoy.port, request).expect("Envoy answers");
-        (kubo, edge)
+    fn ca_file(&self) -> Option<std::path::PathBuf> {
+        None
     }
 
-    /// Whether the cluster's pin set (REST `/pins`) holds `cid`.
-    pub fn cluster_pins(&self, cid: &str) -> bool {
-        self.cluster.pins().expect("REST /pins").iter().any(|p| p["cid"].as_str() == Some(cid))
+    fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
     }
 
-    /// Whether peer 0's Kubo has `cid` pinned (`pin/ls`).
-    pub fn kubo_pins(&self, cid: &str) -> bool {
-        let (status, body) = localcluster::http(self.cluster.peers[0].kubo_rpc(), "POST", &format!("/api/v0/pin/ls?arg={cid}"), None).expect("Kubo pin/ls");
-        status == 200 && String::from_utf8_lossy(&body).contains(cid)
+    fn log(&self) -> String {
+        self.envoy.log()
     }
 }

@@ -1,66 +1,36 @@
 //! Streaming through the add filter: uploads are never held, events reach
-//! the client while the upload is still going (the real cluster behind
-//! Envoy), and a 1 GiB upload arrives byte for byte (a digesting sink: the
-//! real cluster cannot say what bytes it received), lines cut across chunks
-//! (a sink that cuts them on purpose).
+//! the client while the upload is still going, an add longer than Envoy's
+//! default route timeout completes, the upload limit (the real cluster
+//! behind Envoy: `e2e::cases::streaming`, shared with tests/gateway), and a
+//! 1 GiB upload arrives byte for byte (a digesting sink: the real cluster
+//! cannot say what bytes it received), lines cut across chunks (a sink that
+//! cuts them on purpose), the real cluster's answer broken by a tap.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::sink::{self, Answer};
+use e2e::cases::streaming;
 use e2e::real::RealStack;
 use e2e::recorder::{Fault, Recorder};
 use e2e::stack::envoy_in_front_of;
 use e2e::upload::{body, content, content_type, Entry, BOUNDARY};
 use sha2::{Digest, Sha256};
 
-/// Reads from `s` until `needle` shows up in what was read, or the deadline.
-fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8], within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    let mut buf = [0u8; 65536];
-    while Instant::now() < deadline {
-        if seen.windows(needle.len()).any(|w| w == needle) {
-            return true;
-        }
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return seen.windows(needle.len()).any(|w| w == needle),
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(_) => {}
-        }
-    }
-    false
+#[test]
+fn progress_reaches_the_client_while_the_upload_is_still_going() {
+    streaming::progress_reaches_the_client_while_the_upload_is_still_going(&RealStack::start(None));
 }
 
 #[test]
-fn progress_reaches_the_client_while_the_upload_is_still_going() {
-    let stack = RealStack::start(None);
-    let data = content(4 * 1024 * 1024, 11);
-    let body = body(&[Entry::File("live.bin", &data)]);
-    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
-    let head = format!(
-        "POST /api/v0/add?progress=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
-        content_type(),
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    // A quarter of the upload; then the first progress event (256 KiB read),
-    // already carrying Kubo's name, must arrive before the rest is sent.
-    let quarter = body.len() / 4;
-    s.write_all(&body[..quarter]).unwrap();
-    let mut seen = Vec::new();
-    let live = read_until(&mut s, &mut seen, br#"{"Name":"live.bin","Bytes":262144}"#, Duration::from_secs(20));
-    assert!(live, "no progress event while the upload was under way; got:\n{}", String::from_utf8_lossy(&seen));
-    s.write_all(&body[quarter..]).unwrap();
-    assert!(read_until(&mut s, &mut seen, b"\"Hash\"", Duration::from_secs(60)), "{}", String::from_utf8_lossy(&seen));
-    let mut rest = Vec::new();
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    let _ = s.read_to_end(&mut rest);
-    seen.extend_from_slice(&rest);
-    let r = e2e::http::parse(&seen).expect("complete response");
-    let last = r.lines().last().cloned().unwrap_or_default();
-    assert!(last.starts_with(r#"{"Name":"live.bin","Hash":"Qm"#), "{last}");
+fn an_add_longer_than_the_default_route_timeout_completes() {
+    streaming::an_add_longer_than_the_default_route_timeout_completes(&RealStack::start(None));
+}
+
+#[test]
+fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
+    streaming::uploads_over_the_limit_are_refused_and_reach_no_pin(&RealStack::start(Some(r#"{"max_upload_bytes":100000}"#)));
 }
 
 #[test]
@@ -126,58 +96,6 @@ fn events_cut_across_chunks_are_rewritten_whole_and_nothing_is_lost() {
     let named = format!("{{\"Name\":\"{cid}\",\"Hash\":\"{cid}\",\"Size\":\"6\"}}\n");
     assert_eq!(String::from_utf8_lossy(&r.body), format!("{named}not an event\n{named}tail, no event"));
     assert_eq!(r.trailers, vec![("x-stream-error".to_string(), "boom".to_string())]);
-}
-
-#[test]
-fn uploads_over_the_limit_are_refused_and_reach_no_pin() {
-    let stack = RealStack::start(Some(r#"{"max_upload_bytes":100000}"#));
-    let big_data = content(300_000, 3);
-    let big = body(&[Entry::File("big.bin", &big_data)]);
-    // Declared too large: refused on the headers, before any body byte is
-    // read (a client still sending would see its connection closed).
-    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
-    let head = format!(
-        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
-        content_type(),
-        big.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut seen = Vec::new();
-    assert!(read_until(&mut s, &mut seen, b"bytes\"", Duration::from_secs(20)), "{}\n{}", String::from_utf8_lossy(&seen), stack.envoy.log());
-    let r = e2e::http::parse(&seen).expect("complete answer");
-    assert_eq!(r.status, 413, "{}", r.semantic());
-    assert!(String::from_utf8_lossy(&r.body).contains("limit of 100000 bytes"));
-    // Chunked, no length: cut when it passes the limit.
-    let mut req = format!(
-        "POST /api/v0/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        content_type()
-    )
-    .into_bytes();
-    // Up to just past the limit, then wait for the answer.
-    for piece in big[..120_000].chunks(16 * 1024) {
-        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        req.extend_from_slice(piece);
-        req.extend_from_slice(b"\r\n");
-    }
-    let mut s = TcpStream::connect(("127.0.0.1", stack.envoy.port)).unwrap();
-    s.write_all(&req).unwrap();
-    let mut seen = Vec::new();
-    assert!(read_until(&mut s, &mut seen, b"bytes\"", Duration::from_secs(20)), "{}\n{}", String::from_utf8_lossy(&seen), stack.envoy.log());
-    let r = e2e::http::parse(&seen).expect("complete answer");
-    assert_eq!(r.status, 413, "{}", r.semantic());
-    // Under the limit, adds work as before.
-    let small = body(&[Entry::File("small.bin", &content(50_000, 4))]);
-    let r = e2e::http::exchange(stack.envoy.port, &e2e::http::request("POST", "/api/v0/add", Some(&content_type()), &small)).unwrap();
-    assert_eq!(r.status, 200);
-    let cid_of = |r: &e2e::http::Response| -> String {
-        let v: serde_json::Value = serde_json::from_str(r.lines().last().expect("an event")).unwrap();
-        v["Hash"].as_str().unwrap().to_string()
-    };
-    assert!(stack.cluster_pins(&cid_of(&r)), "the small add must pin");
-    // The refused one's CID, from Kubo without storing it: never pinned.
-    let hashed = e2e::http::exchange(stack.kubo(), &e2e::http::request("POST", "/api/v0/add?only-hash=true", Some(&content_type()), &big)).unwrap();
-    let big_cid = cid_of(&hashed);
-    assert!(!stack.cluster_pins(&big_cid) && !stack.kubo_pins(&big_cid), "a refused upload was pinned ({big_cid})");
 }
 
 #[test]

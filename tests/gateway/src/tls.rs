@@ -58,62 +58,83 @@ pub fn handshake(to: SocketAddr, domain: &str, cfg: Arc<rustls::ClientConfig>) -
 }
 
 fn carry(plain: TcpStream, to: SocketAddr, name: ServerName<'static>, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<()> {
-    let conn = Arc::new(Mutex::new(rustls::ClientConnection::new(cfg, name).map_err(std::io::Error::other)?));
+    let mut c = rustls::ClientConnection::new(cfg, name).map_err(std::io::Error::other)?;
+    // Unbounded: each piece of plaintext is encrypted and sent at once (below), so what rustls
+    // holds is one read's worth; its default limit would refuse a piece mid-upload.
+    c.set_buffer_limit(None);
+    let conn = Arc::new(Mutex::new(c));
     let tls = TcpStream::connect(to)?;
-    let (mut tls_w, mut plain_w) = (tls.try_clone()?, plain.try_clone()?);
-    flush(&conn, &mut tls_w)?;
+    let out = Arc::new(Mutex::new(tls.try_clone()?));
+    let mut plain_w = plain.try_clone()?;
+    send_tls(&conn, &out)?;
     // Envoy -> client.
-    let (c2, mut tls_r) = (conn.clone(), tls.try_clone()?);
-    let mut tls_w2 = tls.try_clone()?;
+    let (c2, o2, mut tls_r) = (conn.clone(), out.clone(), tls.try_clone()?);
+    let closer = plain.try_clone()?;
     let down = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
             let n = tls_r.read(&mut buf)?;
-            let mut out = Vec::new();
+            if n == 0 {
+                break;
+            }
+            let mut got = Vec::new();
             {
                 let mut c = c2.lock().unwrap();
-                if n == 0 {
-                    break;
-                }
                 c.read_tls(&mut &buf[..n])?;
                 c.process_new_packets().map_err(std::io::Error::other)?;
-                match c.reader().read_to_end(&mut out) {
+                match c.reader().read_to_end(&mut got) {
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
-                while c.wants_write() {
-                    c.write_tls(&mut tls_w2)?;
-                }
             }
-            if !out.is_empty() {
-                plain_w.write_all(&out)?;
+            send_tls(&c2, &o2)?;
+            if !got.is_empty() {
+                plain_w.write_all(&got)?;
             }
         }
         let _ = plain_w.shutdown(std::net::Shutdown::Write);
         Ok(())
     });
     // Client -> Envoy.
-    let mut plain_r = plain;
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = plain_r.read(&mut buf)?;
-        if n == 0 {
-            conn.lock().unwrap().send_close_notify();
-            flush(&conn, &mut tls_w)?;
-            break;
+    let up = (|| -> std::io::Result<()> {
+        let mut plain_r = plain;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = plain_r.read(&mut buf)?;
+            if n == 0 {
+                conn.lock().unwrap().send_close_notify();
+                return send_tls(&conn, &out);
+            }
+            conn.lock().unwrap().writer().write_all(&buf[..n])?;
+            send_tls(&conn, &out)?;
         }
-        conn.lock().unwrap().writer().write_all(&buf[..n])?;
-        flush(&conn, &mut tls_w)?;
+    })();
+    if up.is_err() {
+        // The client must see the failure, not wait on a door that no longer carries.
+        let _ = closer.shutdown(std::net::Shutdown::Both);
+        let _ = tls.shutdown(std::net::Shutdown::Both);
     }
     let _ = down.join();
-    Ok(())
+    up
 }
 
-fn flush(conn: &Mutex<rustls::ClientConnection>, sock: &mut TcpStream) -> std::io::Result<()> {
-    let mut c = conn.lock().unwrap();
-    while c.wants_write() {
-        c.write_tls(sock)?;
+/// Sends what rustls has to send. The bytes are taken under the connection's lock and written
+/// outside it (a blocked write must not stop the other direction: Envoy stops reading an
+/// upload while the client is not reading the answer), in the order rustls made them (the
+/// socket's lock is taken before the connection's is released).
+fn send_tls(conn: &Mutex<rustls::ClientConnection>, out: &Mutex<TcpStream>) -> std::io::Result<()> {
+    let mut pending = Vec::new();
+    let sock;
+    {
+        let mut c = conn.lock().unwrap();
+        while c.wants_write() {
+            c.write_tls(&mut pending)?;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        sock = out.lock().unwrap();
     }
-    Ok(())
+    (&*sock).write_all(&pending)
 }
