@@ -26,6 +26,10 @@ pub enum Patch {
     /// A route (YAML) put just before the first unmarked one: what a
     /// platform attaches beside the project's routes.
     RouteBeforeUnmarked(String),
+    /// A copy of the unmarked route for exact path `from` (with the filters
+    /// it turns on) for exact path `to`, just after it: what a configured
+    /// health path needs (the manifest has one for `/`).
+    ExactRouteLike(&'static str, String),
     /// Wasm filter `name` on every route (not `disabled`), as a filter on the
     /// whole listener: the benchmarks' floors measure a filter where it runs
     /// on requests it has nothing to do with.
@@ -133,6 +137,17 @@ fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {
             let routes = routes(doc)?;
             let at = routes.iter().position(|r| !marked(r)).ok_or("no unmarked route")?;
             routes.insert(at, route);
+            Ok(())
+        }
+        Patch::ExactRouteLike(from, to) => {
+            let routes = routes(doc)?;
+            let at = routes
+                .iter()
+                .position(|r| !marked(r) && r.get("match").and_then(|m| m.get("path")).and_then(Value::as_str) == Some(*from))
+                .ok_or_else(|| format!("no unmarked route for path {from}"))?;
+            let mut copy = routes[at].clone();
+            set(&mut copy, &["match", "path"], Value::from(to.as_str()))?;
+            routes.insert(at + 1, copy);
             Ok(())
         }
         Patch::FilterEverywhere(name) => {

@@ -134,6 +134,15 @@ pub fn hcm_facts(listener: &Value, hcm: &Value, facts: &mut Facts) {
     f(facts, "normalize_path", hcm["normalize_path"].as_bool().unwrap_or(false).to_string());
     f(facts, "merge_slashes", hcm["merge_slashes"].as_bool().unwrap_or(false).to_string());
     f(facts, "path_with_escaped_slashes_action", hcm["path_with_escaped_slashes_action"].as_str().unwrap_or("KEEP_UNCHANGED (default)").to_string());
+    // Headers removed before any filter and before routing (the client's mark).
+    let early: Vec<String> = hcm["early_header_mutation_extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["typed_config"]["mutations"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["remove"].as_str().map(str::to_ascii_lowercase))
+        .collect();
+    f(facts, "removed before routing", if early.is_empty() { "none".into() } else { early.join(", ") });
     f(facts, "server_header_transformation", hcm["server_header_transformation"].as_str().unwrap_or("OVERWRITE (default)").to_string());
     // The chain but the Wasm filters, by type (which Wasm filters run where, in what
     // order, is a fact of each route: `route_facts`).
