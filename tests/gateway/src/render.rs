@@ -260,7 +260,7 @@ pub fn wasm_sources(objects: &[Value]) -> Vec<(String, String, String)> {
 pub fn wasm_sources_on(objects: &[Value], section: &str) -> Vec<(String, String, String)> {
     let on_section = |refs: &Value| refs.as_array().into_iter().flatten().any(|t| t["sectionName"] == section);
     let routes: Vec<&str> =
-        objects.iter().filter(|o| kind(o) == "HTTPRoute" && on_section(&o["spec"]["parentRefs"])).map(|o| name(o)).collect();
+        objects.iter().filter(|o| kind(o) == "HTTPRoute" && on_section(&o["spec"]["parentRefs"])).map(name).collect();
     let on: Vec<Value> = objects
         .iter()
         .filter(|o| kind(o) == "EnvoyExtensionPolicy")

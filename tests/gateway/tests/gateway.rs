@@ -405,7 +405,9 @@ fn rate_limit_on_the_api_routes() -> Result<(), Failed> {
     let limit: u32 = render::value("RATE_LIMIT_PER_MINUTE").parse().unwrap();
     let mut ok = 0;
     let mut limited = None;
-    for i in 0..=limit {
+    // Envoy refills the bucket whole once a minute, on its own clock: a run that straddles a
+    // refill (a slow machine, the bucket already part used) sees up to twice the limit pass.
+    for i in 0..=2 * limit {
         let (st, b, body) = send(&Req::new("POST", "/api/v0/version"))?;
         match st {
             200 if b == "kubo" => ok += 1,
@@ -417,8 +419,8 @@ fn rate_limit_on_the_api_routes() -> Result<(), Failed> {
             _ => return Err(format!("request {i}: {st} via {b}: {body}").into()),
         }
     }
-    check(limited.is_some(), || format!("{} requests in a row passed; the limit is {limit} a minute", limit + 1))?;
-    check(ok <= limit, || format!("{ok} passed"))?;
+    check(limited.is_some(), || format!("{} requests in a row passed; the limit is {limit} a minute", 2 * limit + 1))?;
+    check(ok <= 2 * limit, || format!("{ok} passed"))?;
     // The gateway route has no limit.
     let (st, b, _) = send(&Req::new("GET", &format!("/ipfs/{CID0}")))?;
     check(st != 429 && b == "gateway", || format!("gateway after the API limit: {st} via {b}"))
