@@ -262,10 +262,32 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
         let (redirect, _) = winner(&routes, &gateway, http, &probe).unwrap();
         assert_eq!(wasm_filters_on(&objs, mesh, &gateway, http, &redirect).first().map(String::as_str), Some("health"), "{m}");
 
-        // Port 443: the three filters in chain order on every route, health first, so probes
-        // are answered there as well and nothing is routed unclassified.
+        // Port 443: the router on every route of ours, so nothing is routed unclassified.
         for r in of_kind(&objs, "HTTPRoute").into_iter().filter(|r| attaches_to(&r.value, &gateway, &https.name)) {
-            assert_eq!(wasm_filters_on(&objs, mesh, &gateway, https, r.name()), crate::render::FILTERS, "{m}: {}", r.display());
+            let filters = wasm_filters_on(&objs, mesh, &gateway, https, r.name());
+            assert!(filters.iter().any(|f| f == "router"), "{m}: {} runs {filters:?}", r.display());
+        }
+        // A request runs the filters of the route it starts on, unmarked (a client's mark is
+        // removed before routing): Envoy builds its filter chain then. Envoy Gateway enables
+        // a policy's filters per route, so each request pays only for the filters it needs:
+        // health first on its path (probes answered there as well), add_response after the
+        // router on /api/v0/add; Istio runs every filter of the port on every route.
+        let cases: [(&str, &str, &[&str]); 6] = [
+            ("GET", "/", &["health", "router"]),
+            ("POST", "/", &["health", "router"]),
+            ("POST", "/api/v0/add", &["router", "add_response"]),
+            ("POST", "/api/v0/add/x", &["router"]),
+            ("GET", "/ipfs/bafkqaaa", &["router"]),
+            ("POST", "/api/v0/version", &["router"]),
+        ];
+        for (method, path, want) in cases {
+            let req = Req { method, path, headers: &[] };
+            let (route, _) = winner(&routes, &gateway, https, &req).unwrap_or_else(|| panic!("{m}: no route for {path}"));
+            let filters = wasm_filters_on(&objs, mesh, &gateway, https, &route);
+            match mesh {
+                Mesh::EnvoyGateway => assert_eq!(filters, want, "{m}: {method} {path} starts on {route}"),
+                Mesh::Istio => assert_eq!(filters, crate::render::FILTERS, "{m}: {method} {path}"),
+            }
         }
         // And no route of ours is on port 443 without them; the redirect is only on port 80.
         assert!(!attaches_to(&find(&objs, "HTTPRoute", &redirect).value, &gateway, &https.name), "{m}");
@@ -327,8 +349,9 @@ fn streaming_routes_have_no_request_timeout_and_a_stuck_stream_is_still_cut() {
                 }
             }
         }
-        // gateway, proxy, kubo, rest (the unmarked rule has no backend: it refuses).
-        assert_eq!(streaming_rules, 4, "{}", mesh.as_str());
+        // gateway, proxy, kubo, rest, and proxy and kubo on /api/v0/add (the unmarked rules
+        // have no backend: they refuse).
+        assert_eq!(streaming_rules, 6, "{}", mesh.as_str());
 
         if mesh == Mesh::EnvoyGateway {
             // With `request: 0s` Envoy Gateway also turns the route's idle timeout off unless

@@ -131,6 +131,9 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     }
     let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
     values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
+    let (unmarked, marked) = health_matches(values.need("FILTER_CONFIG_HEALTH")?)?;
+    values.set("HEALTH_MATCHES", unmarked.to_string());
+    values.set("HEALTH_MATCHES_MARKED", marked.to_string());
 
     let mut out = Vec::new();
     for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.plan.mesh)) {
@@ -181,6 +184,19 @@ fn add_response_config(base: &str, kubo_image: &str, max_upload: &str) -> Result
         max_upload.parse().map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
     cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
     Ok(Value::Object(cfg))
+}
+
+/// The health route's matches, unmarked and marked `health`: one Exact path per path the
+/// health filter answers (its own reading of its configuration, so the route and the filter
+/// cannot disagree), so that it runs on those paths only.
+fn health_matches(config: &str) -> Result<(Value, Value), Error> {
+    let cfg = edge_logic::health::HealthConfig::from_json(config.as_bytes())
+        .map_err(|e| Error::Usage(format!("FILTER_CONFIG_HEALTH: {e}")))?;
+    let path = |p: &String| serde_json::json!({"type": "Exact", "value": p});
+    let unmarked = cfg.paths.iter().map(|p| serde_json::json!({"path": path(p)})).collect();
+    let mark = serde_json::json!([{"type": "Exact", "name": edge_logic::backend::BACKEND_HEADER, "value": "health"}]);
+    let marked = cfg.paths.iter().map(|p| serde_json::json!({"path": path(p), "headers": mark})).collect();
+    Ok((Value::Array(unmarked), Value::Array(marked)))
 }
 
 /// The version in a Kubo image's tag without its `v` (`…/kubo:v0.42.0@sha256:…` -> `0.42.0`);
@@ -301,6 +317,12 @@ pub mod tests {
         generated.ensure(replicas);
         let filters = fake_filters();
         render(&Input { plan: &plan, generated: &generated, filters: &filters, announce: BTreeMap::new() }).unwrap()
+    }
+
+    /// The `wasm` entries of every EnvoyExtensionPolicy, of one filter (`rootID`) or all.
+    fn eg_wasm(objs: &[Object], root: Option<&str>) -> Vec<Value> {
+        let entries = objs.iter().filter(|o| o.kind() == "EnvoyExtensionPolicy").flat_map(|o| o.value["spec"]["wasm"].as_array().unwrap().clone());
+        entries.filter(|w| root.is_none_or(|r| w["rootID"] == r)).collect()
     }
 
     fn find<'a>(objs: &'a [Object], kind: &str, name: &str) -> &'a Value {
@@ -435,11 +457,10 @@ pub mod tests {
     fn filters_are_pinned_by_sha256_and_served_in_cluster() {
         let filters = fake_filters();
         let objs = sample(Mesh::EnvoyGateway, 1);
-        let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
-        let wasm = p["spec"]["wasm"].as_array().unwrap();
-        let names: Vec<_> = wasm.iter().map(|w| w["rootID"].as_str().unwrap()).collect();
-        assert_eq!(names, FILTERS);
-        for w in wasm {
+        let wasm = eg_wasm(&objs, None);
+        let names: std::collections::BTreeSet<_> = wasm.iter().map(|w| w["rootID"].as_str().unwrap()).collect();
+        assert_eq!(names, FILTERS.into_iter().collect());
+        for w in &wasm {
             let root = w["rootID"].as_str().unwrap();
             assert_eq!(w["code"]["http"]["sha256"], filters.sha256(root));
             assert_eq!(
@@ -502,6 +523,26 @@ pub mod tests {
     }
 
     #[test]
+    fn the_health_route_takes_the_health_filters_paths() {
+        // The default, as the README's recipe without the deployer spells it.
+        let readme = include_str!("../../manifests/kubernetes/README.md");
+        let (unmarked, marked) = health_matches("{}").unwrap();
+        for (key, want) in [("HEALTH_MATCHES", &unmarked), ("HEALTH_MATCHES_MARKED", &marked)] {
+            let line = readme.lines().find(|l| l.starts_with(&format!("export {key}='"))).unwrap_or_else(|| panic!("README: no {key}"));
+            let v: Value = serde_json::from_str(line.split('\'').nth(1).unwrap()).unwrap();
+            assert_eq!(&v, want, "README's {key}");
+        }
+        let (unmarked, marked) = health_matches(r#"{"paths": ["/", "/healthz"]}"#).unwrap();
+        assert_eq!(unmarked, serde_json::json!([{"path": {"type": "Exact", "value": "/"}}, {"path": {"type": "Exact", "value": "/healthz"}}]));
+        assert_eq!(marked[1]["headers"][0]["value"], "health");
+        assert!(health_matches(r#"{"paths": []}"#).is_err());
+        // Rendered into the route.
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        let rules = find(&objs, "HTTPRoute", "ipfs-cluster-health")["spec"]["rules"].clone();
+        assert_eq!(rules[1]["matches"], serde_json::json!([{"path": {"type": "Exact", "value": "/"}}]));
+    }
+
+    #[test]
     fn add_response_server_header_follows_the_kubo_image() {
         assert_eq!(kubo_version("docker.io/ipfs/kubo:v0.42.0").as_deref(), Some("0.42.0"));
         assert_eq!(kubo_version("reg:5000/ipfs/kubo:v0.43.0-rc1@sha256:ab").as_deref(), Some("0.43.0-rc1"));
@@ -512,13 +553,7 @@ pub mod tests {
         for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
             let objs = sample(mesh, 1);
             let cfg = match mesh {
-                Mesh::EnvoyGateway => find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters")["spec"]["wasm"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|w| w["rootID"] == "add_response")
-                    .unwrap()["config"]
-                    .clone(),
+                Mesh::EnvoyGateway => eg_wasm(&objs, Some("add_response"))[0]["config"].clone(),
                 Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-add-response")["spec"]["pluginConfig"].clone(),
             };
             assert_eq!(cfg, serde_json::json!({"server": "kubo/0.42.0", "max_upload_bytes": 10737418240u64}), "{}", mesh.as_str());
@@ -527,8 +562,7 @@ pub mod tests {
         let mut g = Generated::default();
         g.ensure(1);
         let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
-        let p = find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters");
-        let w = p["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "add_response").unwrap().clone();
+        let w = eg_wasm(&objs, Some("add_response"))[0].clone();
         assert_eq!(w["config"], serde_json::json!({"server": "kubo/0.41.1", "max_upload_bytes": 10737418240u64}));
         // Keys of the configuration itself win.
         let cfg = add_response_config(r#"{"max_line_bytes":1024,"server":"x"}"#, "ipfs/kubo:v0.41.1", "5").unwrap();
@@ -546,13 +580,13 @@ pub mod tests {
             g.ensure(1);
             let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
             let cfg = match mesh {
-                Mesh::EnvoyGateway => find(&objs, "EnvoyExtensionPolicy", "ipfs-cluster-filters")["spec"]["wasm"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|w| w["rootID"] == "router")
-                    .unwrap()["config"]
-                    .clone(),
+                Mesh::EnvoyGateway => {
+                    // The router is in several policies (one per set of routes): the same
+                    // configuration in each.
+                    let all = eg_wasm(&objs, Some("router"));
+                    assert!(all.len() > 1 && all.iter().all(|w| w["config"] == all[0]["config"]));
+                    all[0]["config"].clone()
+                }
                 Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-router")["spec"]["pluginConfig"].clone(),
             };
             assert_eq!(cfg, router, "{}", mesh.as_str());

@@ -20,11 +20,12 @@ pub enum Action {
     Refuse(u16),
 }
 
-/// A route's match: the path it names (prefix or exact, as each table
-/// spells an add route) and the routing mark it requires, if any.
+/// A route's match: the path it names, whether exactly (else as a prefix),
+/// and the routing mark it requires, if any.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Match {
     pub path: String,
+    pub exact: bool,
     pub mark: Option<String>,
 }
 
@@ -116,7 +117,7 @@ pub fn envoy(text: &str) -> Result<Table, String> {
                         } else {
                             return Err(format!("route {path} {mark:?}: neither route nor direct_response"));
                         };
-                        table.push((Match { path: path.to_string(), mark }, action));
+                        table.push((Match { path: path.to_string(), exact: m.get("path").is_some(), mark }, action));
                     }
                 }
             }
@@ -152,22 +153,28 @@ pub fn gateway_api(template: &str, values: &BTreeMap<String, String>) -> Result<
             };
             for m in rule["matches"].as_sequence().ok_or("a rule without matches")? {
                 let path = m["path"]["value"].as_str().ok_or("a match without a path")?;
-                if m["path"]["type"].as_str() != Some("PathPrefix") {
-                    return Err(format!("{path}: only PathPrefix matches are read here"));
-                }
+                let exact = match m["path"]["type"].as_str() {
+                    Some("PathPrefix") => false,
+                    Some("Exact") => true,
+                    _ => return Err(format!("{path}: only PathPrefix and Exact matches are read here")),
+                };
                 let mark = mark_of(m.get("headers"), "name", |h| {
                     (h["type"].as_str() == Some("Exact")).then(|| h["value"].as_str().map(str::to_string)).flatten()
                 })?;
-                table.push((Match { path: path.to_string(), mark }, action.clone()));
+                table.push((Match { path: path.to_string(), exact, mark }, action.clone()));
             }
         }
     }
-    table.sort_by(|(a, _), (b, _)| b.path.len().cmp(&a.path.len()).then(b.mark.is_some().cmp(&a.mark.is_some())));
+    // Gateway API precedence: an exact path, then the longer path, then a header match.
+    table.sort_by(|(a, _), (b, _)| {
+        b.exact.cmp(&a.exact).then(b.path.len().cmp(&a.path.len())).then(b.mark.is_some().cmp(&a.mark.is_some()))
+    });
     Ok(table)
 }
 
 /// What the table does with a request for `path` carrying `mark`: the
 /// first route that takes it.
 pub fn resolve<'a>(table: &'a Table, path: &str, mark: Option<&str>) -> Option<&'a Action> {
-    table.iter().find(|(m, _)| path.starts_with(m.path.as_str()) && (m.mark.is_none() || m.mark.as_deref() == mark)).map(|(_, a)| a)
+    let takes = |m: &Match| if m.exact { path == m.path } else { path.starts_with(m.path.as_str()) };
+    table.iter().find(|(m, _)| takes(m) && (m.mark.is_none() || m.mark.as_deref() == mark)).map(|(_, a)| a)
 }

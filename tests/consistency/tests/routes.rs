@@ -24,7 +24,15 @@ fn port_key(b: Backend) -> Option<&'static str> {
 const PATHS: &[&str] = &["/", "/api/v0/add", "/api/v0/cat", "/ipfs/bafkqaaa", "/pins", "/.well-known/acme-challenge/t"];
 
 fn tables() -> Vec<(&'static str, Table)> {
-    let values = routes::values(&consistency::read("manifests/kubernetes/values.env").unwrap());
+    let mut values = routes::values(&consistency::read("manifests/kubernetes/values.env").unwrap());
+    // The health route's matches, which the deployer writes from the health filter's paths.
+    let health = edge_logic::health::HealthConfig::from_json(values["FILTER_CONFIG_HEALTH"].as_bytes()).unwrap();
+    // (Paths are plain ASCII, checked by the filter: Debug quoting is JSON's.)
+    let path = |p: &String| format!(r#""path":{{"type":"Exact","value":{p:?}}}"#);
+    let mark = format!(r#""headers":[{{"type":"Exact","name":"{}","value":"health"}}]"#, edge_logic::backend::BACKEND_HEADER);
+    let list = |f: &dyn Fn(&String) -> String| format!("[{}]", health.paths.iter().map(f).collect::<Vec<_>>().join(","));
+    values.insert("HEALTH_MATCHES".into(), list(&|p| format!("{{{}}}", path(p))));
+    values.insert("HEALTH_MATCHES_MARKED".into(), list(&|p| format!("{{{},{mark}}}", path(p))));
     let envoy = routes::envoy(&consistency::read("manifests/envoy/envoy.yaml").unwrap()).unwrap();
     let gateway = routes::gateway_api(&consistency::read("manifests/kubernetes/edge/routes.yaml").unwrap(), &values).unwrap();
     vec![("manifests/envoy/envoy.yaml", envoy), ("manifests/kubernetes/edge/routes.yaml", gateway)]
@@ -42,7 +50,7 @@ fn check(name: &str, table: &Table) -> Vec<String> {
     }
     for b in Backend::ALL {
         let mark = b.header_value();
-        for path in PATHS {
+        for path in PATHS.iter().filter(|p| marks_on(p).contains(&b)) {
             let got = routes::resolve(table, path, Some(mark));
             let ok = match (port_key(b), got) {
                 (Some(key), Some(Action::Port { port, .. })) => values.get(key).and_then(|v| v.parse::<u16>().ok()) == Some(*port),
@@ -63,9 +71,11 @@ fn check(name: &str, table: &Table) -> Vec<String> {
     }
     // The router marks all it lets through: what is unmarked (router not
     // run, or a platform path no platform route took) or marked otherwise
-    // is refused, never sent to a guessed backend.
-    for mark in [None, Some("admin")] {
-        for path in PATHS {
+    // is refused, never sent to a guessed backend; so is a mark the filters
+    // never give on that path.
+    for path in PATHS {
+        let never = Backend::ALL.into_iter().filter(|b| !marks_on(path).contains(b)).map(|b| Some(b.header_value()));
+        for mark in [None, Some("admin")].into_iter().chain(never) {
             let got = routes::resolve(table, path, mark);
             if !matches!(got, Some(Action::Refuse(_))) {
                 wrong.push(format!("{name}: {path} marked {mark:?} gets {got:?}, not a refusal"));
@@ -73,6 +83,19 @@ fn check(name: &str, table: &Table) -> Vec<String> {
         }
     }
     wrong
+}
+
+/// The marks the filters give a request on `path`: on the health path only
+/// `health` (the router's answer for GET and HEAD there), on /api/v0/add
+/// `proxy` (the router) and `kubo` (add_response, only-hash adds); those
+/// paths have routes of their own (an exact path, on which the filters that
+/// work there run), anything else every mark.
+fn marks_on(path: &str) -> Vec<Backend> {
+    match path {
+        "/" => vec![Backend::Health],
+        "/api/v0/add" => vec![Backend::Proxy, Backend::Kubo],
+        _ => Backend::ALL.to_vec(),
+    }
 }
 
 #[test]

@@ -101,6 +101,11 @@ impl EdgeStack {
             Patch::FilterConfig("router", router.into()),
             Patch::FilterConfig("health", health.into()),
         ];
+        // The manifest runs health on `/`: each other path it is configured
+        // for gets its route (the filter runs only where a route turns it on).
+        let config: serde_json::Value = serde_json::from_str(health).unwrap_or_default();
+        let paths = config["paths"].as_array().into_iter().flatten().filter_map(|p| p.as_str());
+        patches.extend(paths.filter(|p| *p != "/").map(|p| Patch::ExactRouteLike("/", p.to_string())));
         patches.extend(extra);
         let envoy = Envoy::start(CONFIG, &patches);
         EdgeStack { envoy, gateway, proxy, kubo, rest }

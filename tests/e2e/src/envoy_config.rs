@@ -19,12 +19,21 @@ pub enum Patch {
     /// A key of the HTTP connection manager, set to a value given as YAML
     /// (`normalize_path`, `true`).
     Manager(&'static str, &'static str),
-    /// The last route, the one unmarked requests get, sent to cluster
-    /// `name` (no route timeout) instead of refused.
+    /// The unmarked routes (without a header match: where every request
+    /// starts and an unmarked one stays) sent to cluster `name` (no route
+    /// timeout) instead of refused; each keeps the filters it turns on.
     UnmarkedTo(&'static str),
-    /// A route (YAML) put just before the last, unmarked one: what a
+    /// A route (YAML) put just before the first unmarked one: what a
     /// platform attaches beside the project's routes.
     RouteBeforeUnmarked(String),
+    /// A copy of the unmarked route for exact path `from` (with the filters
+    /// it turns on) for exact path `to`, just after it: what a configured
+    /// health path needs (the manifest has one for `/`).
+    ExactRouteLike(&'static str, String),
+    /// Wasm filter `name` on every route (not `disabled`), as a filter on the
+    /// whole listener: the benchmarks' floors measure a filter where it runs
+    /// on requests it has nothing to do with.
+    FilterEverywhere(&'static str),
 }
 
 /// `text` with the listener and admin ports set to 0 (the OS picks), the
@@ -50,7 +59,24 @@ pub fn patch(text: &str, patches: &[Patch], wasm_dir: &Path) -> Result<String, S
 
 fn edit_doc(doc: &mut Value, patches: &[Patch], keep: &[&str], wasm_dir: &Path) -> Result<(), String> {
     let filters = seq_mut(manager(doc)?, &["http_filters"])?;
-    filters.retain(|f| !is_wasm(f) || keep.contains(&"*") || keep.contains(&name_of(f)));
+    let mut removed = Vec::new();
+    filters.retain(|f| {
+        let kept = !is_wasm(f) || keep.contains(&"*") || keep.contains(&name_of(f));
+        if !kept {
+            removed.push(name_of(f).to_string());
+        }
+        kept
+    });
+    // A route naming a filter that is gone would be refused by Envoy.
+    for r in routes(doc)? {
+        if let Some(per) = r.get_mut("typed_per_filter_config").and_then(Value::as_mapping_mut) {
+            per.retain(|k, _| !removed.iter().any(|n| k.as_str() == Some(n)));
+            if per.is_empty() {
+                r.as_mapping_mut().ok_or("route is not a mapping")?.remove("typed_per_filter_config");
+            }
+        }
+    }
+    let filters = seq_mut(manager(doc)?, &["http_filters"])?;
     for f in filters.iter_mut().filter(|f| is_wasm(f)) {
         let path = ["typed_config", "config", "vm_config", "code", "local", "filename"];
         let file = get(f, &path).and_then(Value::as_str).ok_or("a Wasm filter without code.local.filename")?;
@@ -93,21 +119,40 @@ fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {
             Ok(())
         }
         Patch::UnmarkedTo(cluster) => {
-            let last = unmarked_route(doc)?.as_mapping_mut().ok_or("route is not a mapping")?;
-            last.remove("direct_response");
-            last.remove("response_headers_to_add");
-            let mut route = Mapping::new();
-            route.insert("cluster".into(), Value::from(*cluster));
-            route.insert("timeout".into(), Value::from("0s"));
-            last.insert("route".into(), Value::Mapping(route));
+            check_unmarked(doc)?;
+            for r in routes(doc)?.iter_mut().filter(|r| !marked(r)) {
+                let r = r.as_mapping_mut().ok_or("route is not a mapping")?;
+                r.remove("direct_response");
+                r.remove("response_headers_to_add");
+                let mut route = Mapping::new();
+                route.insert("cluster".into(), Value::from(*cluster));
+                route.insert("timeout".into(), Value::from("0s"));
+                r.insert("route".into(), Value::Mapping(route));
+            }
             Ok(())
         }
         Patch::RouteBeforeUnmarked(yaml) => {
             let route: Value = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
+            check_unmarked(doc)?;
             let routes = routes(doc)?;
-            let at = routes.len().checked_sub(1).ok_or("no routes")?;
+            let at = routes.iter().position(|r| !marked(r)).ok_or("no unmarked route")?;
             routes.insert(at, route);
             Ok(())
+        }
+        Patch::ExactRouteLike(from, to) => {
+            let routes = routes(doc)?;
+            let at = routes
+                .iter()
+                .position(|r| !marked(r) && r.get("match").and_then(|m| m.get("path")).and_then(Value::as_str) == Some(*from))
+                .ok_or_else(|| format!("no unmarked route for path {from}"))?;
+            let mut copy = routes[at].clone();
+            set(&mut copy, &["match", "path"], Value::from(to.as_str()))?;
+            routes.insert(at + 1, copy);
+            Ok(())
+        }
+        Patch::FilterEverywhere(name) => {
+            let f = wasm_filter(doc, name)?.as_mapping_mut().ok_or("filter is not a mapping")?;
+            f.remove("disabled").map(|_| ()).ok_or_else(|| "the filter is on every route already".to_string())
         }
     }
 }
@@ -172,15 +217,19 @@ fn routes(doc: &mut Value) -> Result<&mut Vec<Value>, String> {
     seq_mut(host, &["routes"])
 }
 
-/// The last route, which must match every path and no header: the one an
-/// unmarked request gets.
-fn unmarked_route(doc: &mut Value) -> Result<&mut Value, String> {
-    let last = routes(doc)?.last_mut().ok_or("no routes")?;
-    let m = last.get("match").ok_or("last route without match")?;
-    if m.get("prefix").and_then(Value::as_str) != Some("/") || m.get("headers").is_some() {
+/// A route that only a marked request can take (its match names a header).
+fn marked(r: &Value) -> bool {
+    r.get("match").is_none_or(|m| m.get("headers").is_some())
+}
+
+/// The unmarked routes (no header match: where every request starts) must
+/// end with one that takes every path.
+fn check_unmarked(doc: &mut Value) -> Result<(), String> {
+    let last = routes(doc)?.last().ok_or("no routes")?;
+    if marked(last) || last.get("match").and_then(|m| m.get("prefix")).and_then(Value::as_str) != Some("/") {
         return Err("the last route does not take every unmarked request".into());
     }
-    Ok(last)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -204,7 +253,19 @@ mod tests {
         let text = serde_yaml_ng::to_string(&doc).unwrap();
         assert!(text.contains("port_value: 1234"));
         assert!(text.contains("/w/router.wasm") && !text.contains("health.wasm"), "{text}");
+        // The routes no longer name the filters that are gone.
+        let hosts = &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"];
+        let named: std::collections::BTreeSet<&str> = hosts[0]["routes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.get("typed_per_filter_config").and_then(Value::as_mapping))
+            .flat_map(|m| m.keys().filter_map(Value::as_str))
+            .collect();
+        assert_eq!(named, ["router"].into_iter().collect(), "{text}");
         assert!(!text.contains("no route"));
+        let everywhere = edit(&manifest(), &[Patch::FilterEverywhere("health")], &["*"], Path::new("/w")).unwrap();
+        assert_eq!(everywhere.matches("disabled: true").count(), manifest().matches("disabled: true").count() - 1);
         for bad in [Patch::ClusterPort("nope", 1), Patch::FilterConfig("envoy.filters.http.router", String::new())] {
             assert!(edit(&manifest(), &[bad], &["*"], Path::new("/w")).is_err());
         }

@@ -4,9 +4,13 @@
 //! into such a path gets anywhere else.
 //!
 //! The platform's route is a direct answer put before the manifest's
-//! unmarked route: it stands for the route cert-manager's HTTP-01 solver
+//! unmarked routes: it stands for the route cert-manager's HTTP-01 solver
 //! attaches (cert-manager itself needs a Kubernetes cluster and an ACME
-//! server, which these tests do not run).
+//! server, which these tests do not run). The filters are turned on for it,
+//! as for a route under filters on the whole listener (a Gateway-wide policy
+//! left from an older version during an upgrade, a hand-made one): the case
+//! `platform_paths` is for. The deployed routes give a platform's route no
+//! filter at all.
 
 use e2e::edge::{EdgeStack, Req};
 use e2e::envoy::Patch;
@@ -14,6 +18,10 @@ use e2e::envoy::Patch;
 const SOLVER: &str = r#"
 match: { prefix: /.well-known/acme-challenge/ }
 direct_response: { status: 200, body: { inline_string: "solver answer" } }
+typed_per_filter_config:
+  health: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, config: {} }
+  router: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, config: {} }
+  add_response: { "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig, config: {} }
 "#;
 
 fn stack(router: &str) -> EdgeStack {

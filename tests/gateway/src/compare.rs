@@ -19,14 +19,37 @@ pub const MARKS: &[Option<&str>] = &[None, Some("gateway"), Some("proxy"), Some(
 /// Facts, by name; equal maps mean the same decisions.
 pub type Facts = BTreeMap<String, String>;
 
-/// The decision of one route table for every (mark, path).
-pub fn route_facts(routes: &[Value], role: &dyn Fn(&str) -> String, facts: &mut Facts) {
+/// The decision of one route table for every (mark, path), and for every path the Wasm
+/// filters a request runs through: those of the route it starts on, unmarked (Envoy builds a
+/// stream's filter chain from the route matched before any filter ran; the mark comes later),
+/// in the order of the connection manager's `http_filters`: a filter runs on a route unless
+/// it is `disabled` there, and a filter `disabled` in the chain runs only where a route's
+/// `typed_per_filter_config` turns it on (as Envoy Gateway enables a policy's filters).
+pub fn route_facts(routes: &[Value], hcm: &Value, role: &dyn Fn(&str) -> String, facts: &mut Facts) {
     for mark in MARKS {
         for path in PATHS {
             let key = format!("route {} {path}", mark.unwrap_or("(none)"));
             let r = routes.iter().find(|r| matches(&r["match"], path, *mark));
             facts.insert(key, r.map_or("no route: 404".into(), |r| decision(r, role)));
         }
+    }
+    for path in PATHS {
+        let r = routes.iter().find(|r| matches(&r["match"], path, None));
+        let on: Vec<String> = hcm["http_filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| x["typed_config"]["@type"].as_str().is_some_and(|t| t.ends_with("wasm.v3.Wasm")))
+            .filter(|x| {
+                let name = x["name"].as_str().unwrap_or("");
+                let per = r.map(|r| &r["typed_per_filter_config"][name]).filter(|p| !p.is_null());
+                let off_here = per.is_some_and(|p| p["disabled"].as_bool().unwrap_or(false));
+                let on_here = per.is_some();
+                !off_here && (on_here || !x["disabled"].as_bool().unwrap_or(false))
+            })
+            .map(|x| format!("wasm:{}", x["typed_config"]["config"]["root_id"].as_str().unwrap_or("?")))
+            .collect();
+        facts.insert(format!("filters run on {path}"), if on.is_empty() { "none".into() } else { on.join(" -> ") });
     }
 }
 
@@ -111,22 +134,27 @@ pub fn hcm_facts(listener: &Value, hcm: &Value, facts: &mut Facts) {
     f(facts, "normalize_path", hcm["normalize_path"].as_bool().unwrap_or(false).to_string());
     f(facts, "merge_slashes", hcm["merge_slashes"].as_bool().unwrap_or(false).to_string());
     f(facts, "path_with_escaped_slashes_action", hcm["path_with_escaped_slashes_action"].as_str().unwrap_or("KEEP_UNCHANGED (default)").to_string());
+    // Headers removed before any filter and before routing (the client's mark).
+    let early: Vec<String> = hcm["early_header_mutation_extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["typed_config"]["mutations"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["remove"].as_str().map(str::to_ascii_lowercase))
+        .collect();
+    f(facts, "removed before routing", if early.is_empty() { "none".into() } else { early.join(", ") });
     f(facts, "server_header_transformation", hcm["server_header_transformation"].as_str().unwrap_or("OVERWRITE (default)").to_string());
-    // The chain: a Wasm filter by its root_id, others by type.
+    // The chain but the Wasm filters, by type (which Wasm filters run where, in what
+    // order, is a fact of each route: `route_facts`).
     let chain: Vec<String> = hcm["http_filters"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|x| {
-            let t = x["typed_config"]["@type"].as_str().unwrap_or("");
-            if t.ends_with("wasm.v3.Wasm") {
-                format!("wasm:{}", x["typed_config"]["config"]["root_id"].as_str().unwrap_or("?"))
-            } else {
-                t.rsplit('/').next().unwrap_or(t).trim_start_matches("envoy.extensions.filters.http.").to_string()
-            }
-        })
+        .map(|x| x["typed_config"]["@type"].as_str().unwrap_or(""))
+        .filter(|t| !t.ends_with("wasm.v3.Wasm"))
+        .map(|t| t.rsplit('/').next().unwrap_or(t).trim_start_matches("envoy.extensions.filters.http.").to_string())
         .collect();
-    f(facts, "http filters", chain.join(" -> "));
+    f(facts, "http filters but Wasm", chain.join(" -> "));
     let router = hcm["http_filters"].as_array().into_iter().flatten().find(|x| x["typed_config"]["@type"].as_str().is_some_and(|t| t.ends_with("router.v3.Router")));
     f(facts, "router suppress_envoy_headers", router.map_or("false".into(), |r| r["typed_config"]["suppress_envoy_headers"].as_bool().unwrap_or(false).to_string()));
     // Wasm failure policy per filter.
@@ -189,11 +217,29 @@ mod tests {
             json!({"match": {"prefix": "/"}, "direct_response": {"status": 403}}),
         ];
         let mut f = Facts::new();
-        route_facts(&routes, &|c| c.to_string(), &mut f);
+        route_facts(&routes, &json!({}), &|c| c.to_string(), &mut f);
         assert_eq!(f["route proxy /api/v0/add"], "to p, timeout none");
         assert_eq!(f["route proxy /api/v0/add/x"], "to p, timeout 15s");
         assert_eq!(f["route (none) /api/v0/add"], "answer 403");
         assert_eq!(f["route kubo /id"], "answer 403");
+    }
+
+    #[test]
+    fn filters_run_where_the_unmarked_route_turns_them_on() {
+        let wasm = |name: &str, root: &str, disabled: bool| {
+            json!({"name": name, "disabled": disabled, "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": {"root_id": root}}})
+        };
+        let hcm = json!({"http_filters": [wasm("a", "router", true), wasm("b", "add_response", true), wasm("c", "health", false)]});
+        let on = |names: &[&str]| names.iter().map(|n| (n.to_string(), json!({"config": {}}))).collect::<serde_json::Map<_, _>>();
+        let routes = vec![
+            json!({"match": {"prefix": "/", "headers": [{"name": MARK, "string_match": {"exact": "proxy"}}]}, "route": {"cluster": "p"}, "typed_per_filter_config": on(&["b"])}),
+            json!({"match": {"path": "/api/v0/add"}, "direct_response": {"status": 500}, "typed_per_filter_config": on(&["a", "b"])}),
+            json!({"match": {"prefix": "/"}, "direct_response": {"status": 500}, "typed_per_filter_config": {"a": {"config": {}}, "c": {"disabled": true}}}),
+        ];
+        let mut f = Facts::new();
+        route_facts(&routes, &hcm, &|c| c.to_string(), &mut f);
+        assert_eq!(f["filters run on /api/v0/add"], "wasm:router -> wasm:add_response -> wasm:health");
+        assert_eq!(f["filters run on /id"], "wasm:router");
     }
 
     #[test]

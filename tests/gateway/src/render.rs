@@ -255,12 +255,21 @@ pub fn wasm_sources(objects: &[Value]) -> Vec<(String, String, String)> {
     out
 }
 
-/// The same for the policies attached to the Gateway listener `section` (by `sectionName`).
+/// The same for the policies attached to the Gateway listener `section`: targeting it (by
+/// `sectionName`) or an HTTPRoute attached to it.
 pub fn wasm_sources_on(objects: &[Value], section: &str) -> Vec<(String, String, String)> {
+    let on_section = |refs: &Value| refs.as_array().into_iter().flatten().any(|t| t["sectionName"] == section);
+    let routes: Vec<&str> =
+        objects.iter().filter(|o| kind(o) == "HTTPRoute" && on_section(&o["spec"]["parentRefs"])).map(name).collect();
     let on: Vec<Value> = objects
         .iter()
         .filter(|o| kind(o) == "EnvoyExtensionPolicy")
-        .filter(|p| p["spec"]["targetRefs"].as_array().into_iter().flatten().any(|t| t["sectionName"] == section))
+        .filter(|p| {
+            p["spec"]["targetRefs"].as_array().into_iter().flatten().any(|t| {
+                (t["kind"] == "Gateway" && t["sectionName"] == section)
+                    || (t["kind"] == "HTTPRoute" && t["name"].as_str().is_some_and(|n| routes.contains(&n)))
+            })
+        })
         .cloned()
         .collect();
     wasm_sources(&on)
