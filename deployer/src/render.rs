@@ -102,10 +102,22 @@ fn template_values(p: &Plan) -> Values {
     v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
     v.set("SWARM_IP", p.swarm_ip.map(|ip| ip.to_string()).unwrap_or_default());
     v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
+    v.set("GATEWAY_INFRASTRUCTURE", gateway_infrastructure(p).to_string());
     if let Some(router) = &p.router {
         v.set("FILTER_CONFIG_ROUTER", router.to_string());
     }
     v
+}
+
+/// The Gateway's `infrastructure`: with Envoy Gateway, its EnvoyProxy (envoy-proxy.yaml);
+/// `null` (left out) with Istio.
+fn gateway_infrastructure(p: &Plan) -> Value {
+    match p.mesh {
+        crate::template::Mesh::EnvoyGateway => serde_json::json!({
+            "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": format!("{}-proxy", p.name)}
+        }),
+        crate::template::Mesh::Istio => Value::Null,
+    }
 }
 
 pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
@@ -482,10 +494,15 @@ pub mod tests {
                     assert_eq!(pm["namespaceSelector"]["matchNames"][0], values.req("ENVOY_GATEWAY_NAMESPACE"));
                     assert_eq!(pm["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"], "ipfs-cluster");
                     assert_eq!(pm["podMetricsEndpoints"][0]["port"], "metrics");
-                    let class = find(&objs, "GatewayClass", "envoy-gateway");
-                    let r = &class["spec"]["parametersRef"];
+                    // Named by the Gateway, in its namespace; the shared GatewayClass names none.
+                    assert!(find(&objs, "GatewayClass", "envoy-gateway")["spec"].get("parametersRef").is_none());
+                    let gw = find(&objs, "Gateway", "ipfs-cluster");
+                    let r = &gw["spec"]["infrastructure"]["parametersRef"];
                     let proxy = find(&objs, "EnvoyProxy", r["name"].as_str().unwrap());
-                    assert_eq!((r["kind"].as_str(), r["namespace"].as_str()), (Some("EnvoyProxy"), proxy["metadata"]["namespace"].as_str()));
+                    assert_eq!(r["kind"], "EnvoyProxy");
+                    assert_eq!(proxy["metadata"]["namespace"], gw["metadata"]["namespace"]);
+                    // values.env's default (for use without the deployer) is what the deployer renders.
+                    assert_eq!(serde_json::from_str::<Value>(values.req("GATEWAY_INFRASTRUCTURE")).unwrap(), gw["spec"]["infrastructure"]);
                     let patches = proxy["spec"]["bootstrap"]["jsonPatches"].as_array().unwrap();
                     assert!(!patches.is_empty() && patches.iter().all(|p| p["path"] == "/stats_config/stats_tags/-"));
                 }
@@ -493,6 +510,7 @@ pub mod tests {
                     assert_eq!(pm["selector"]["matchLabels"]["gateway.networking.k8s.io/gateway-name"], "ipfs-cluster");
                     assert_eq!(pm["podMetricsEndpoints"][0]["port"], "http-envoy-prom");
                     assert!(!objs.iter().any(|o| o.kind() == "EnvoyProxy"));
+                    assert!(find(&objs, "Gateway", "ipfs-cluster")["spec"].get("infrastructure").is_none());
                 }
             }
         }

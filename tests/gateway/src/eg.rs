@@ -211,7 +211,7 @@ impl Drop for EnvoyGateway {
 
 /// The rendered EnvoyProxy (the GatewayClass's) with the Host provider and the Envoy func-e
 /// finds installed. Observed with Envoy Gateway v1.9.0 on the Host provider: once a
-/// GatewayClass names an EnvoyProxy, the Envoy version of the configuration's default
+/// Gateway names an EnvoyProxy, the Envoy version of the configuration's default
 /// EnvoyProxy is no longer used (even with `mergeType: StrategicMerge`), and func-e asks the
 /// network for Envoy Gateway's own default. On a cluster the Kubernetes provider needs no
 /// version. Nothing else of the EnvoyProxy changes: its bootstrap patches are translated as
