@@ -60,6 +60,8 @@ pub struct Input<'a> {
 pub struct Object {
     pub step: Step,
     pub value: Value,
+    /// Applied only where the cluster serves its kind (`Template::if_served`).
+    pub if_served: bool,
 }
 
 impl Object {
@@ -100,10 +102,22 @@ fn template_values(p: &Plan) -> Values {
     v.set("SWARM_SERVICE_TYPE", format!("{:?}", p.swarm_service_type));
     v.set("SWARM_IP", p.swarm_ip.map(|ip| ip.to_string()).unwrap_or_default());
     v.set("RATE_LIMIT_PER_MINUTE", p.rate_limit_per_minute.to_string());
+    v.set("GATEWAY_INFRASTRUCTURE", gateway_infrastructure(p).to_string());
     if let Some(router) = &p.router {
         v.set("FILTER_CONFIG_ROUTER", router.to_string());
     }
     v
+}
+
+/// The Gateway's `infrastructure`: with Envoy Gateway, its EnvoyProxy (envoy-proxy.yaml);
+/// `null` (left out) with Istio.
+fn gateway_infrastructure(p: &Plan) -> Value {
+    match p.mesh {
+        crate::template::Mesh::EnvoyGateway => serde_json::json!({
+            "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": format!("{}-proxy", p.name)}
+        }),
+        crate::template::Mesh::Istio => Value::Null,
+    }
 }
 
 pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
@@ -164,7 +178,7 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         for v in instances {
             let text = substitute(t.path, t.text, &v).map_err(Error::Usage)?;
             for doc in parse_documents(t.path, &text)? {
-                out.push(Object { step: t.step, value: finish(doc) });
+                out.push(Object { step: t.step, value: finish(doc), if_served: t.if_served });
             }
         }
     }
@@ -482,6 +496,45 @@ pub mod tests {
             assert!(!kinds.contains(&k), "{k} in istio mode");
         }
         assert_eq!(find(&objs, "Gateway", "ipfs-cluster")["spec"]["gatewayClassName"], "istio");
+    }
+
+    #[test]
+    fn the_filters_metrics_are_scraped_where_each_mesh_serves_them() {
+        let values = crate::values::Values::defaults();
+        for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
+            let objs = sample(mesh, 1);
+            // Only the PodMonitor waits for its kind to be served: everything else is needed.
+            let optional: Vec<_> = objs.iter().filter(|o| o.if_served).map(|o| o.display()).collect();
+            assert_eq!(optional, ["PodMonitor/ipfs-cluster-edge"], "{}", mesh.as_str());
+            let pm = &find(&objs, "PodMonitor", "ipfs-cluster-edge")["spec"];
+            assert_eq!(pm["podMetricsEndpoints"][0]["path"], "/stats/prometheus");
+            match mesh {
+                Mesh::EnvoyGateway => {
+                    // The proxies run in Envoy Gateway's namespace, labelled with their Gateway;
+                    // the GatewayClass gives them the EnvoyProxy with the tag rules.
+                    assert_eq!(pm["namespaceSelector"]["matchNames"][0], values.req("ENVOY_GATEWAY_NAMESPACE"));
+                    assert_eq!(pm["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"], "ipfs-cluster");
+                    assert_eq!(pm["podMetricsEndpoints"][0]["port"], "metrics");
+                    // Named by the Gateway, in its namespace; the shared GatewayClass names none.
+                    assert!(find(&objs, "GatewayClass", "envoy-gateway")["spec"].get("parametersRef").is_none());
+                    let gw = find(&objs, "Gateway", "ipfs-cluster");
+                    let r = &gw["spec"]["infrastructure"]["parametersRef"];
+                    let proxy = find(&objs, "EnvoyProxy", r["name"].as_str().unwrap());
+                    assert_eq!(r["kind"], "EnvoyProxy");
+                    assert_eq!(proxy["metadata"]["namespace"], gw["metadata"]["namespace"]);
+                    // values.env's default (for use without the deployer) is what the deployer renders.
+                    assert_eq!(serde_json::from_str::<Value>(values.req("GATEWAY_INFRASTRUCTURE")).unwrap(), gw["spec"]["infrastructure"]);
+                    let patches = proxy["spec"]["bootstrap"]["jsonPatches"].as_array().unwrap();
+                    assert!(!patches.is_empty() && patches.iter().all(|p| p["path"] == "/stats_config/stats_tags/-"));
+                }
+                Mesh::Istio => {
+                    assert_eq!(pm["selector"]["matchLabels"]["gateway.networking.k8s.io/gateway-name"], "ipfs-cluster");
+                    assert_eq!(pm["podMetricsEndpoints"][0]["port"], "http-envoy-prom");
+                    assert!(!objs.iter().any(|o| o.kind() == "EnvoyProxy"));
+                    assert!(find(&objs, "Gateway", "ipfs-cluster")["spec"].get("infrastructure").is_none());
+                }
+            }
+        }
     }
 
     #[test]

@@ -146,7 +146,9 @@ fn strict(schema: &mut Value) {
 fn custom_resources_match_their_crds() {
     let crds = load_crds();
     for mesh in [Mesh::EnvoyGateway, Mesh::Istio] {
-        let customs: Vec<Object> = sample(mesh, 3).into_iter().filter(|o| !is_built_in(o)).collect();
+        // The Prometheus Operator's CRDs are not in the shared CRD directory (and `up` never
+        // installs them): the PodMonitor, applied only where they are served, is left out.
+        let customs: Vec<Object> = sample(mesh, 3).into_iter().filter(|o| !is_built_in(o) && !o.if_served).collect();
         assert!(customs.len() >= 6, "{}: too few custom resources", mesh.as_str());
         for o in &customs {
             let (group, version) = crate::k8s::split_api_version(o.api_version());

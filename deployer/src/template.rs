@@ -54,16 +54,23 @@ pub struct Template {
     pub text: &'static str,
     pub scope: Scope,
     pub mesh: Option<Mesh>,
+    /// Applied only where the cluster serves the kind (the Prometheus Operator's PodMonitor:
+    /// an add-on some clusters have, which `up` never installs).
+    pub if_served: bool,
 }
 
 macro_rules! tpl {
     ($step:ident, $path:literal, $scope:expr, $mesh:expr) => {
+        tpl!($step, $path, $scope, $mesh, false)
+    };
+    ($step:ident, $path:literal, $scope:expr, $mesh:expr, $if_served:expr) => {
         Template {
             step: Step::$step,
             path: $path,
             text: include_str!(concat!("../../manifests/kubernetes/", $path)),
             scope: $scope,
             mesh: $mesh,
+            if_served: $if_served,
         }
     };
 }
@@ -78,12 +85,15 @@ pub const TEMPLATES: &[Template] = &[
     tpl!(Cluster, "base/statefulset.yaml", Scope::Once, None),
     tpl!(Cluster, "base/pdb.yaml", Scope::Once, None),
     tpl!(Swarm, "per-peer/swarm-service.yaml", Scope::PerPeer, None),
+    tpl!(Edge, "envoy-gateway/envoy-proxy.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
     tpl!(Edge, "envoy-gateway/gatewayclass.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
     tpl!(Edge, "envoy-gateway/client-traffic-policy.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
     tpl!(Edge, "istio/client-mark.yaml", Scope::Once, Some(Mesh::Istio)),
     tpl!(Edge, "edge/gateway.yaml", Scope::Once, None),
     tpl!(Edge, "edge/routes.yaml", Scope::Once, None),
     tpl!(Edge, "edge/certificate.yaml", Scope::Once, None),
+    tpl!(Edge, "monitoring/pod-monitor-envoy-gateway.yaml", Scope::Once, Some(Mesh::EnvoyGateway), true),
+    tpl!(Edge, "monitoring/pod-monitor-istio.yaml", Scope::Once, Some(Mesh::Istio), true),
     tpl!(Filters, "per-filter/wasm-configmap.yaml", Scope::PerFilter, None),
     tpl!(Filters, "edge/filter-server.yaml", Scope::Once, None),
     tpl!(Filters, "envoy-gateway/extension-policy.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
@@ -164,7 +174,7 @@ mod tests {
     #[test]
     fn every_template_file_is_listed() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/kubernetes");
-        for sub in ["base", "per-peer", "per-filter", "edge", "envoy-gateway", "istio"] {
+        for sub in ["base", "per-peer", "per-filter", "edge", "envoy-gateway", "istio", "monitoring"] {
             for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
                 let name = format!("{sub}/{}", entry.unwrap().file_name().to_string_lossy());
                 assert!(TEMPLATES.iter().any(|t| t.path == name), "{name} is not in TEMPLATES");

@@ -763,3 +763,54 @@ async fn node_port_mode_announces_the_nodes_external_ip() {
     want.sort();
     assert_eq!(serde_json::from_str::<Vec<String>>(&data["ipfs-cluster-0"]).unwrap(), want);
 }
+
+/// The Prometheus Operator's PodMonitor kind, as a CRD that admits any spec: the operator's
+/// own CRDs are not among ../shared/crds (and nothing may be downloaded here), and what is
+/// tested is the deployer's choice by what the server serves, not the operator's schema.
+fn stand_in_pod_monitor_crd() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "podmonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor", "listKind": "PodMonitorList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pod_monitor_is_applied_once_prometheus_operator_kinds_are_served() {
+    // A server of its own: a kind appearing midway would change what the other tests' runs
+    // apply.
+    let s = support::start();
+    let ns = "t-monitor";
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "1"]);
+    assert!(err.contains("PodMonitor ipfs-cluster-edge left out: the cluster does not serve monitoring.coreos.com/v1"), "{err}");
+    let c = support::client(&s.admin()).await;
+
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
+    let crd = stand_in_pod_monitor_crd();
+    crds.patch("podmonitors.monitoring.coreos.com", &kube::api::PatchParams::apply("ipfs-edge-tests"), &kube::api::Patch::Apply(&crd))
+        .await
+        .unwrap();
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PodMonitor"));
+    let monitors: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ar);
+    let start = Instant::now();
+    while monitors.list(&ListParams::default()).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "PodMonitor never served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert!(!err.contains("left out"), "{err}");
+    assert!(err.contains("[5/6]") && err.contains("(1 changed)"), "the PodMonitor is step 5's only change:\n{err}");
+    let pm = monitors.get("ipfs-cluster-edge").await.unwrap();
+    assert_eq!(pm.data["spec"]["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"], "ipfs-cluster");
+    assert_eq!(pm.data["spec"]["podMetricsEndpoints"][0]["path"], "/stats/prometheus");
+    rerun_changes_nothing(&s.admin(), &c, ns).await;
+}

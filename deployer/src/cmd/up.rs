@@ -31,7 +31,24 @@ async fn rendered(cl: &Cluster, plan: &mut Plan) -> Result<(State, Filters, Vec<
     state.generated.ensure(plan.replicas);
     let filters = Filters::load(&plan.filters_dir)?;
     let objects = render(&Input { plan, generated: &state.generated, filters: &filters, announce: state.announce.clone() })?;
-    Ok((state, filters, objects))
+    Ok((state, filters, served(cl, objects)))
+}
+
+/// The objects without those of an add-on kind the cluster does not serve (the Prometheus
+/// Operator's PodMonitor), each named once: `up` installs no monitoring stack, and a
+/// missing add-on is no reason to stop.
+fn served(cl: &Cluster, objects: Vec<Object>) -> Vec<Object> {
+    objects
+        .into_iter()
+        .filter(|o| {
+            let keep = !o.if_served || cl.resolve(&o.value).is_ok();
+            if !keep {
+                let api = o.value["apiVersion"].as_str().unwrap_or_default();
+                eprintln!("      - {} {} left out: the cluster does not serve {api} (no Prometheus Operator)", o.kind(), o.name());
+            }
+            keep
+        })
+        .collect()
 }
 
 pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Path>, skip_crds: bool, w: &WaitArgs) -> Result<(), Error> {

@@ -32,6 +32,8 @@ pub const GROUPS: &[&str] = &[
     "gateway.envoyproxy.io",
     "cert-manager.io",
     "extensions.istio.io",
+    // The Prometheus Operator's PodMonitor, applied only where it is served.
+    "monitoring.coreos.com",
 ];
 
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -9,11 +9,13 @@
 
 use std::rc::Rc;
 
+use edge_host::metrics::Metrics;
 use edge_host::{self as host, HostError};
 use edge_logic::add::config::AddConfig;
 use edge_logic::add::flow::{AddFlow, OnRequestBody, OnRequestHeaders, RequestHeaders};
 use edge_logic::add::reply::Reply;
 use edge_logic::backend::BACKEND_HEADER;
+use edge_logic::metrics::{self, add as counted};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
@@ -22,12 +24,14 @@ const REQUEST: MapType = MapType::HttpRequestHeaders;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(AddRoot { config: Rc::new(AddConfig::default()) })
+        Box::new(AddRoot { config: Rc::new(AddConfig::default()), metrics: None })
     });
 }}
 
 struct AddRoot {
     config: Rc<AddConfig>,
+    /// Defined on the first configuration (the series never change).
+    metrics: Option<Rc<Metrics>>,
 }
 
 impl Context for AddRoot {}
@@ -41,6 +45,14 @@ impl RootContext for AddRoot {
                 return false;
             }
         };
+        if self.metrics.is_none() {
+            let names = metrics::fixed_stat_names(counted::FAMILIES);
+            let (m, failed) = Metrics::define(names.iter().map(|n| (n.as_str(), false)));
+            if let Some((name, e)) = failed {
+                host::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
+            }
+            self.metrics = Some(Rc::new(m));
+        }
         match AddConfig::from_json(&bytes) {
             Ok(c) => {
                 self.config = Rc::new(c);
@@ -54,7 +66,8 @@ impl RootContext for AddRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AddHttp { config: Rc::clone(&self.config), flow: AddFlow::new() }))
+        let metrics = self.metrics.clone().unwrap_or_default();
+        Some(Box::new(AddHttp { config: Rc::clone(&self.config), flow: AddFlow::new(), metrics }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -65,12 +78,14 @@ impl RootContext for AddRoot {
 struct AddHttp {
     config: Rc<AddConfig>,
     flow: AddFlow,
+    metrics: Rc<Metrics>,
 }
 
 impl Context for AddHttp {}
 
 impl AddHttp {
     fn reply(&self, r: &Reply) -> Action {
+        self.metrics.count(counted::reply(r));
         let headers: Vec<(&[u8], &[u8])> =
             r.headers_as_sent(&self.config.server).into_iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
         if let Err(e) = host::send_response(r.status, &headers, &r.body) {
@@ -112,6 +127,7 @@ impl HttpContext for AddHttp {
                 host::log(LogLevel::Error, &format!("add_response: cannot route only-hash to Kubo: host status {e}"));
                 return self.reply(&Reply::only_hash_refused());
             }
+            self.metrics.count(counted::ONLY_HASH);
         }
         if let Some(path) = &forward.path {
             if let Err(e) = host::set_header(REQUEST, ":path", path.as_bytes()) {
@@ -139,7 +155,12 @@ impl HttpContext for AddHttp {
             let map = host::get_map(MapType::HttpResponseHeaders)?;
             Some(map.pairs().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned())).collect())
         };
-        if let Some(new) = self.flow.on_response_headers(&self.config, read) {
+        let was_rewriting = self.flow.rewriting();
+        let new = self.flow.on_response_headers(&self.config, read);
+        if let Some(i) = counted::answer(was_rewriting, new.is_some(), self.flow.rewriting()) {
+            self.metrics.count(i);
+        }
+        if let Some(new) = new {
             let pairs: Vec<(&[u8], &[u8])> = new.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect();
             if let Err(e) = host::set_map(MapType::HttpResponseHeaders, &pairs) {
                 host::log(LogLevel::Warn, &format!("add_response: cannot set response headers: host status {e}"));
@@ -151,7 +172,8 @@ impl HttpContext for AddHttp {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let read = || host::get_buffer(BufferType::HttpResponseBody, 0, body_size).unwrap_or_default();
         let step = self.flow.on_response_body(body_size, end_of_stream, read);
-        if step.long_line {
+        if step.long_lines > 0 {
+            self.metrics.add(counted::LONG_LINES, step.long_lines);
             let max_line = self.config.max_line_bytes;
             host::log(LogLevel::Warn, &format!("add_response: a response line over {max_line} bytes passed unchanged"));
         }

@@ -15,7 +15,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use edge_host as host;
+use edge_host::metrics::Metrics;
 use edge_logic::health::{ok_answer, HealthConfig, Tracker};
+use edge_logic::metrics::health as counted;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
@@ -26,6 +28,7 @@ proxy_wasm::main! {{
             tracker: None,
             in_flight: HashMap::new(),
             first_tick: true,
+            metrics: Rc::default(),
         })
     });
 }}
@@ -40,6 +43,8 @@ struct HealthRoot {
     /// Call token -> index of the check, for the checks in flight.
     in_flight: HashMap<u32, usize>,
     first_tick: bool,
+    /// Defined on each configuration: the per-check series are named by it.
+    metrics: Rc<Metrics>,
 }
 
 impl HealthRoot {
@@ -47,8 +52,15 @@ impl HealthRoot {
         if let Some(t) = &self.tracker {
             if let Ok(mut t) = t.try_borrow_mut() {
                 let before = t.healthy();
+                if outcome.is_err() {
+                    self.metrics.count(counted::check_failures(i));
+                }
                 t.record(i, outcome);
                 let after = t.healthy();
+                if let Some(b) = t.backends.get(i) {
+                    self.metrics.set(counted::check_healthy(i), counted::gauge(b.state));
+                }
+                self.metrics.set(counted::HEALTHY, u64::from(after));
                 if before != after {
                     let (status, body) = t.answer();
                     host::log(LogLevel::Warn, &format!("now {status}: {}", body.trim_end()));
@@ -90,6 +102,19 @@ impl RootContext for HealthRoot {
                 return false;
             }
         };
+        let names = counted::stat_names(config.active.as_ref());
+        let gauges = counted::gauges(config.active.as_ref());
+        let (m, failed) = Metrics::define(names.iter().zip(&gauges).map(|(n, g)| (n.as_str(), *g)));
+        if let Some((name, e)) = failed {
+            host::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
+        }
+        // Not checked yet: unhealthy, as the answer says.
+        for (i, g) in gauges.iter().enumerate() {
+            if *g {
+                m.set(i, 0);
+            }
+        }
+        self.metrics = Rc::new(m);
         self.tracker = config.active.as_ref().map(|a| Rc::new(RefCell::new(Tracker::new(a))));
         self.in_flight.clear();
         self.first_tick = true;
@@ -137,6 +162,7 @@ impl RootContext for HealthRoot {
         Some(Box::new(HealthHttp {
             config: Rc::clone(&self.config),
             tracker: self.tracker.clone(),
+            metrics: Rc::clone(&self.metrics),
         }))
     }
 
@@ -148,6 +174,7 @@ impl RootContext for HealthRoot {
 struct HealthHttp {
     config: Rc<HealthConfig>,
     tracker: Option<Rc<RefCell<Tracker>>>,
+    metrics: Rc<Metrics>,
 }
 
 impl Context for HealthHttp {}
@@ -174,6 +201,7 @@ impl HttpContext for HealthHttp {
             },
             None => ok_answer(),
         };
+        self.metrics.count(counted::probe(status));
         let headers: [(&[u8], &[u8]); 2] = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")];
         let body: &[u8] = if method == "HEAD" { b"" } else { body.as_bytes() };
         match host::send_response(u32::from(status), &headers, body) {

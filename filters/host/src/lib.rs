@@ -18,6 +18,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![allow(clippy::missing_safety_doc)]
 
+pub mod metrics;
+
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
 use std::ptr::{null, null_mut};
 use std::time::Duration;

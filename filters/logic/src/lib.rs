@@ -23,6 +23,7 @@ pub mod gojson;
 pub mod gourl;
 pub mod health;
 pub mod kubo;
+pub mod metrics;
 pub mod path;
 pub mod plugin_config;
 pub mod router;

@@ -370,12 +370,12 @@ fn authorization_is_stripped_unless_forwarding_is_configured() {
     let p = policy("");
     assert_eq!(
         decide(&p, "GET", "/id", &[]),
-        Decision::Route { backend: Backend::Rest, strip_authorization: true }
+        Decision::Route { backend: Backend::Rest, strip_authorization: true, credential: false }
     );
     let p = policy(r#"{"forward_authorization":true}"#);
     assert_eq!(
         decide(&p, "GET", "/id", &[]),
-        Decision::Route { backend: Backend::Rest, strip_authorization: false }
+        Decision::Route { backend: Backend::Rest, strip_authorization: false, credential: false }
     );
 }
 

@@ -11,8 +11,10 @@
 
 use std::rc::Rc;
 
+use edge_host::metrics::Metrics;
 use edge_host::{self as host, HostError};
 use edge_logic::backend::BACKEND_HEADER;
+use edge_logic::metrics;
 use edge_logic::router::{self, Decision, Policy, Request};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
@@ -21,12 +23,14 @@ const REQUEST: MapType = MapType::HttpRequestHeaders;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(RouterRoot { policy: Rc::new(Policy::default()) })
+        Box::new(RouterRoot { policy: Rc::new(Policy::default()), metrics: None })
     });
 }}
 
 struct RouterRoot {
     policy: Rc<Policy>,
+    /// Defined on the first configuration (the series never change).
+    metrics: Option<Rc<Metrics>>,
 }
 
 impl Context for RouterRoot {}
@@ -40,6 +44,14 @@ impl RootContext for RouterRoot {
                 return false;
             }
         };
+        if self.metrics.is_none() {
+            let names = metrics::fixed_stat_names(metrics::router::FAMILIES);
+            let (m, failed) = Metrics::define(names.iter().map(|n| (n.as_str(), false)));
+            if let Some((name, e)) = failed {
+                host::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
+            }
+            self.metrics = Some(Rc::new(m));
+        }
         match Policy::from_json(&bytes) {
             Ok(p) => {
                 if p.credentials.is_empty() {
@@ -56,7 +68,8 @@ impl RootContext for RouterRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RouterHttp { policy: Rc::clone(&self.policy) }))
+        let metrics = self.metrics.clone().unwrap_or_default();
+        Some(Box::new(RouterHttp { policy: Rc::clone(&self.policy), metrics }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -66,6 +79,7 @@ impl RootContext for RouterRoot {
 
 struct RouterHttp {
     policy: Rc<Policy>,
+    metrics: Rc<Metrics>,
 }
 
 impl Context for RouterHttp {}
@@ -94,11 +108,14 @@ impl RouterHttp {
             Some(e) => host::log(LogLevel::Error, &format!("{what}: host status {e}")),
             None => host::log(LogLevel::Error, what),
         }
+        // In addition to the decision already counted, if there was one.
+        self.metrics.count(metrics::router::reason(500));
         self.refuse(&router::Refusal {
             status: 500,
             message: "500 - edge router failure".into(),
             allow: None,
             challenge: false,
+            credential: None,
         })
     }
 }
@@ -132,6 +149,9 @@ impl HttpContext for RouterHttp {
             }
         }
         let decision = router::classify(&self.policy, &Request { method, path, headers: &headers });
+        for i in metrics::router::counted(&decision).into_iter().flatten() {
+            self.metrics.count(i);
+        }
         match decision {
             Decision::Refuse(r) => self.refuse(&r),
             Decision::Platform => {
@@ -144,7 +164,7 @@ impl HttpContext for RouterHttp {
                 }
                 Action::Continue
             }
-            Decision::Route { backend, strip_authorization } => {
+            Decision::Route { backend, strip_authorization, .. } => {
                 if strip_authorization && has_authorization {
                     if let Err(e) = host::remove_header(REQUEST, "authorization") {
                         return self.fail_closed("cannot remove authorization", Some(e));

@@ -72,6 +72,7 @@ impl EnvoyGateway {
         }
         std::fs::write(dir.join("standalone.yaml"), standalone(&dir, &version)).unwrap();
         let mut objects = objects.to_vec();
+        host_envoy_version(&mut objects, &version);
         objects.extend(standalone_shims(objects.as_slice(), &dir));
         crate::render::write_stream(&objects, &dir.join("resources/edge.yaml"));
         let mut child = Command::new("bash")
@@ -205,6 +206,19 @@ impl Drop for EnvoyGateway {
         if std::env::var_os("EDGE_GATEWAY_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// The rendered EnvoyProxy (the GatewayClass's) with the Host provider and the Envoy func-e
+/// finds installed. Observed with Envoy Gateway v1.9.0 on the Host provider: once a
+/// Gateway names an EnvoyProxy, the Envoy version of the configuration's default
+/// EnvoyProxy is no longer used (even with `mergeType: StrategicMerge`), and func-e asks the
+/// network for Envoy Gateway's own default. On a cluster the Kubernetes provider needs no
+/// version. Nothing else of the EnvoyProxy changes: its bootstrap patches are translated as
+/// rendered.
+fn host_envoy_version(objects: &mut [Value], version: &str) {
+    for o in objects.iter_mut().filter(|o| o["kind"] == "EnvoyProxy") {
+        o["spec"]["provider"] = serde_json::json!({"type": "Host", "host": {"envoyVersion": version}});
     }
 }
 

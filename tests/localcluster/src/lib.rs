@@ -507,7 +507,7 @@ impl Cluster {
 
     /// Until every peer's `/peers` lists every peer.
     fn wait_peers(&mut self, deadline: Instant) -> Result<()> {
-        let want: Vec<&str> = self.peers.iter().map(|p| p.cluster_id.as_str()).collect();
+        let want: Vec<String> = self.peers.iter().map(|p| p.cluster_id.clone()).collect();
         for i in 0..self.peers.len() {
             loop {
                 for j in 0..self.peers.len() {

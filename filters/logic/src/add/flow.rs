@@ -69,8 +69,9 @@ pub enum OnRequestBody {
 pub struct OnResponseBody {
     /// The new content of the chunk, if it changed.
     pub replace: Option<Vec<u8>>,
-    /// A line over `max_line_bytes` passed unchanged (worth a log line).
-    pub long_line: bool,
+    /// Lines over `max_line_bytes` that passed unchanged in this chunk
+    /// (worth a log line and a count).
+    pub long_lines: u64,
 }
 
 /// The state of one request.
@@ -259,7 +260,7 @@ impl AddFlow {
         let Rewrite { response, cutter, .. } = &mut **rw;
         let long_before = cutter.long_lines;
         let step = cutter.step(&buf, end_of_stream, response);
-        OnResponseBody { replace: step.replace, long_line: cutter.long_lines != long_before }
+        OnResponseBody { replace: step.replace, long_lines: cutter.long_lines - long_before }
     }
 
     /// The answer ended in trailers: the bytes of an event the upstream

@@ -33,6 +33,8 @@ pub struct Refusal {
     pub allow: Option<&'static str>,
     /// Whether to send a `WWW-Authenticate` challenge (401).
     pub challenge: bool,
+    /// The credential's outcome when this refusal is about one (metrics).
+    pub credential: Option<AuthResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub enum Decision {
         backend: Backend,
         /// Remove `Authorization` before forwarding (it was for the edge).
         strip_authorization: bool,
+        /// A credential was required and accepted (metrics).
+        credential: bool,
     },
     Refuse(Refusal),
     /// Under a platform path: neither refused nor marked, so the route the
@@ -93,6 +97,7 @@ fn refuse(status: u16, message: impl Into<String>) -> Decision {
         message: message.into(),
         allow: None,
         challenge: false,
+        credential: None,
     })
 }
 
@@ -102,6 +107,7 @@ fn method_not_allowed(allow: &'static str) -> Decision {
         message: "405 - Method Not Allowed".into(),
         allow: Some(allow),
         challenge: false,
+        credential: None,
     })
 }
 
@@ -153,6 +159,7 @@ fn route(policy: &Policy, backend: Backend) -> Decision {
     Decision::Route {
         backend,
         strip_authorization: !policy.forward_authorization,
+        credential: false,
     }
 }
 
@@ -164,18 +171,24 @@ fn gate(policy: &Policy, req: &Request<'_>, access: config::Access, backend: Bac
         Access::Credential => {
             let values = req.header_values("authorization");
             match policy.credentials.check(&values) {
-                AuthResult::Valid => route(policy, backend),
+                AuthResult::Valid => Decision::Route {
+                    backend,
+                    strip_authorization: !policy.forward_authorization,
+                    credential: true,
+                },
                 AuthResult::Missing => Decision::Refuse(Refusal {
                     status: 401,
                     message: "401 - Unauthorized: credentials required".into(),
                     allow: None,
                     challenge: true,
+                    credential: Some(AuthResult::Missing),
                 }),
                 AuthResult::Invalid => Decision::Refuse(Refusal {
                     status: 401,
                     message: "401 - Unauthorized: invalid credentials".into(),
                     allow: None,
                     challenge: true,
+                    credential: Some(AuthResult::Invalid),
                 }),
             }
         }
