@@ -303,7 +303,8 @@ async fn a_broken_route_and_policy_show_in_status_with_the_controllers_reason() 
     svcs.delete("ipfs-cluster-api", &Default::default()).await.unwrap();
     let eeps = dynamic(&c, Some(ns), &gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
     let mut wasm = eeps.get("ipfs-cluster-filters").await.unwrap().data["spec"]["wasm"].clone();
-    wasm[1]["code"]["http"]["sha256"] = json!("0".repeat(64));
+    let router = wasm.as_array_mut().unwrap().iter_mut().find(|w| w["rootID"] == "router").expect("the router in the filters' policy");
+    router["code"]["http"]["sha256"] = json!("0".repeat(64));
     eeps.patch("ipfs-cluster-filters", &PatchParams::default(), &Patch::Merge(json!({"spec": {"wasm": wasm}}))).await.unwrap();
     let mut report = Value::Null;
     eventually("status reporting the broken route and policy", || {
