@@ -17,6 +17,8 @@ pub struct State {
     pub generated: Generated,
     pub replicas: Option<u32>,
     pub announce: BTreeMap<String, Vec<String>>,
+    /// No API tokens Secret was found: `up` creates the admin token (and says so).
+    pub new_tokens: bool,
 }
 
 /// Reads the state and settles the plan on it: replicas default to what runs now.
@@ -35,22 +37,45 @@ pub async fn keep_running_router(cl: &Cluster, plan: &mut Plan) -> Result<(), Er
     Ok(())
 }
 
+/// The policy object that carries the router's configuration: (group, version, kind) and
+/// name, for the plan's mesh.
+pub fn router_policy_ref(p: &Plan) -> ((&'static str, &'static str, &'static str), String) {
+    match p.mesh {
+        Mesh::EnvoyGateway => (("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), format!("{}-filters", p.name)),
+        Mesh::Istio => (("extensions.istio.io", "v1alpha1", "WasmPlugin"), format!("{}-router", p.name)),
+    }
+}
+
+/// The applied policy that carries the router's configuration, if there is one.
+pub async fn router_policy(cl: &Cluster, p: &Plan) -> Result<Option<serde_json::Value>, Error> {
+    let (gvk, name) = router_policy_ref(p);
+    match read::get_dynamic(cl, gvk, Some(&p.namespace), &name).await? {
+        Some(o) => {
+            let mut v = serde_json::to_value(o).map_err(|e| Error::Local(format!("cannot read {}/{name}: {e}", gvk.2)))?;
+            // A list's items may come without them; the apply path needs them.
+            v["apiVersion"] = format!("{}/{}", gvk.0, gvk.1).into();
+            v["kind"] = gvk.2.into();
+            Ok(Some(v))
+        }
+        None => Ok(None),
+    }
+}
+
 /// The router filter's configuration in the applied policy, if there is one.
 async fn running_router(cl: &Cluster, p: &Plan) -> Result<Option<serde_json::Value>, Error> {
-    let ns = Some(p.namespace.as_str());
-    Ok(match p.mesh {
-        Mesh::EnvoyGateway => {
-            read::get_dynamic(cl, ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), ns, &format!("{}-filters", p.name))
-                .await?
-                .and_then(|o| {
-                    o.data["spec"]["wasm"].as_array()?.iter().find(|w| w["rootID"] == "router").map(|w| w["config"].clone())
-                })
-        }
-        Mesh::Istio => read::get_dynamic(cl, ("extensions.istio.io", "v1alpha1", "WasmPlugin"), ns, &format!("{}-router", p.name))
-            .await?
-            .map(|o| o.data["spec"]["pluginConfig"].clone()),
-    }
-    .filter(|v| !v.is_null()))
+    Ok(router_policy(cl, p).await?.as_ref().and_then(crate::render::router_config))
+}
+
+/// The API tokens Secret's data (token name -> token); `None` when there is no Secret.
+pub async fn api_tokens(cl: &Cluster, p: &Plan) -> Result<Option<BTreeMap<String, String>>, Error> {
+    Ok(read::get::<Secret>(cl, Some(&p.namespace), &api_tokens_secret(p)).await?.map(|s| {
+        s.data.unwrap_or_default().into_iter().map(|(k, b)| (k, String::from_utf8_lossy(&b.0).into_owned())).collect()
+    }))
+}
+
+/// The name of the Secret holding the API tokens (base/secrets.yaml).
+pub fn api_tokens_secret(p: &Plan) -> String {
+    format!("{}-api-tokens", p.name)
 }
 
 async fn read(cl: &Cluster, p: &Plan) -> Result<State, Error> {
@@ -66,12 +91,13 @@ async fn read(cl: &Cluster, p: &Plan) -> Result<State, Error> {
             s.data.unwrap_or_default().into_iter().map(|(k, b)| (k, String::from_utf8_lossy(&b.0).into_owned())).collect();
         generated.identities = Generated::identities_from_data(&data);
     }
+    generated.api_tokens = api_tokens(cl, p).await?;
     let replicas = read::get::<StatefulSet>(cl, ns, &p.name)
         .await?
         .and_then(|s| s.spec.and_then(|s| s.replicas))
         .map(|r| r as u32);
     let announce = swarm_addresses(cl, p).await?;
-    Ok(State { generated, replicas, announce })
+    Ok(State { generated, replicas, announce, new_tokens: false })
 }
 
 pub fn swarm_selector(name: &str) -> ListParams {
