@@ -25,7 +25,9 @@ pub enum TokenCommand {
     /// Writes the Secret and the policy, nothing else.
     Create {
         /// A name to know it by (lowercase letters, digits, '-'), e.g. `ci` or `alice-laptop`.
-        name: String,
+        // Its own id: `name` is the deployment's (--name), which the flattened settings read.
+        #[arg(id = "token_name", value_name = "NAME")]
+        token: String,
     },
     /// The tokens by name, and whether the running policy accepts each (never the tokens).
     List {
@@ -39,15 +41,16 @@ pub enum TokenCommand {
     /// requests with the token are then answered 401.
     Revoke {
         /// The token's name (`deployer token list`).
-        name: String,
+        #[arg(id = "token_name", value_name = "NAME")]
+        token: String,
     },
 }
 
 pub async fn token(cl: &Cluster, plan: Plan, command: TokenCommand) -> Result<(), Error> {
     match command {
-        TokenCommand::Create { name } => create(cl, &plan, &name).await,
+        TokenCommand::Create { token } => create(cl, &plan, &token).await,
         TokenCommand::List { output } => list(cl, &plan, output).await,
-        TokenCommand::Revoke { name } => revoke(cl, &plan, &name).await,
+        TokenCommand::Revoke { token } => revoke(cl, &plan, &token).await,
     }
 }
 
