@@ -512,3 +512,19 @@ fn readme_worked_example() {
     assert_eq!(status(&p, "GET", "/api/v0/version", &[]), Some(405));
     assert_eq!(backend(&p, "GET", "/", &[]), Some(Backend::Health));
 }
+
+/// The digest example of filters/router/README.md ("Credentials"): the same
+/// operator as the worked example, and the token it was made from.
+#[test]
+fn readme_digest_example() {
+    let readme = include_str!("../../router/README.md");
+    let at = readme.find("{\"credentials\": {\n  \"bearer_tokens\": [\"sha256:").expect("the digest example");
+    let end = at + readme[at..].find("\n```").expect("its end");
+    let p = policy(&readme[at..end]);
+    assert!(p.credentials.plain_text().is_empty());
+    let path = format!("/api/v0/pin/add?arg={CID1}");
+    let op = format!("Basic {}", base64_encode(b"operator:correct horse battery staple"));
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", &op)]), Some(Backend::Proxy));
+    let tok = "Bearer an-example-token-do-not-use-0123456789";
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", tok)]), Some(Backend::Proxy));
+}
