@@ -121,7 +121,7 @@ async fn list(cl: &Cluster, plan: &Plan, output: Output) -> Result<(), Error> {
         .iter()
         .map(|(name, t)| Listed { name: name.clone(), accepted: entries.contains(&edge_logic::router::bearer_digest(t)) })
         .collect();
-    let others = entries.len() - listed.iter().filter(|l| l.accepted).count();
+    let others = entries.len().saturating_sub(listed.iter().filter(|l| l.accepted).count());
     match output {
         Output::Json => println!(
             "{}",

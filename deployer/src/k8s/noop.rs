@@ -80,7 +80,7 @@ pub fn owned(live: &Value, fields: &Value) -> Value {
                                 keys.iter().all(|(kk, kv)| it.get(kk).is_some_and(|x| contains(x, kv) && contains(kv, x)))
                             });
                             // The item's key fields identify it in the apply, listed or not.
-                            return (matched).then(|| {
+                            return matched.then(|| {
                                 let mut item = owned(it, sub);
                                 if let (Value::Object(m), Some(keys)) = (&mut item, keys) {
                                     m.extend(keys);
