@@ -324,7 +324,7 @@ mod tests {
         // The digest itself is not a token.
         let digest = format!("Bearer {}", bearer_digest(token));
         assert_eq!(c.check(&[digest.as_bytes()]), AuthResult::Invalid);
-        assert_eq!(c.check(&[ok[..ok.len() - 1].as_bytes()]), AuthResult::Invalid);
+        assert_eq!(c.check(&[&ok.as_bytes()[..ok.len() - 1]]), AuthResult::Invalid);
         // SHA-256 of the empty string, a known vector (FIPS 180-2 examples).
         assert_eq!(bearer_digest(""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
