@@ -1,5 +1,6 @@
-//! Secrets the deployer generates once: the cluster secret and one libp2p identity per
-//! ordinal, in ipfs-cluster's `identity.json` format.
+//! Secrets the deployer generates once: the cluster secret, one libp2p identity per
+//! ordinal, in ipfs-cluster's `identity.json` format, and the API tokens (bearer tokens for
+//! writes through the edge; the router's policy holds only their SHA-256).
 
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -58,6 +59,30 @@ pub struct Generated {
     /// 32 bytes, hex (ipfs-cluster's `secret`).
     pub cluster_secret: String,
     pub identities: BTreeMap<u32, PeerIdentity>,
+    /// Token name -> bearer token; `None` until read back from the cluster (no Secret yet:
+    /// `ensure` creates the admin token), `Some` (maybe empty) once the Secret exists.
+    pub api_tokens: Option<BTreeMap<String, String>>,
+}
+
+/// The token `up` creates on a new cluster.
+pub const ADMIN_TOKEN: &str = "admin";
+
+/// A new bearer token: 32 random bytes, unpadded base64url (43 characters of the token68
+/// set the router accepts).
+pub fn new_api_token() -> String {
+    let mut b = [0u8; 32];
+    SystemRandom::new().fill(&mut b).expect("the OS random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Token names are Secret data keys and show in `token list`: a DNS label keeps them
+/// readable and valid as keys.
+pub fn check_token_name(name: &str) -> Result<(), String> {
+    if crate::config::is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(format!("token name {name:?}: use lowercase letters, digits and '-' (at most 63, e.g. \"ci\" or \"alice-laptop\")"))
+    }
 }
 
 impl Generated {
@@ -75,6 +100,14 @@ impl Generated {
         for i in 0..replicas {
             self.identities.entry(i).or_insert_with(PeerIdentity::generate);
         }
+        if self.api_tokens.is_none() {
+            self.api_tokens = Some(BTreeMap::from([(ADMIN_TOKEN.to_string(), new_api_token())]));
+        }
+    }
+
+    /// The API tokens Secret's stringData: token name -> token.
+    pub fn api_tokens_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.api_tokens.clone().unwrap_or_default()).unwrap_or_default()
     }
 
     /// The identities Secret's stringData: `peer-<i>.json` and `peer-<i>.id`.
@@ -141,5 +174,17 @@ mod tests {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
         assert_eq!(Generated::identities_from_data(&data), g.identities);
+        // One admin token on a new cluster; what the cluster holds (even none) is kept.
+        let tokens = g.api_tokens.clone().unwrap();
+        assert_eq!(tokens.keys().collect::<Vec<_>>(), [ADMIN_TOKEN]);
+        assert_eq!(tokens[ADMIN_TOKEN].len(), 43);
+        assert_ne!(tokens[ADMIN_TOKEN], new_api_token());
+        g.ensure(3);
+        assert_eq!(g.api_tokens.as_ref(), Some(&tokens));
+        let mut revoked = Generated { api_tokens: Some(BTreeMap::new()), ..Default::default() };
+        revoked.ensure(1);
+        assert_eq!(revoked.api_tokens, Some(BTreeMap::new()));
+        assert!(check_token_name("ci-2").is_ok());
+        assert!(check_token_name("CI").is_err() && check_token_name("a.b").is_err() && check_token_name("").is_err());
     }
 }

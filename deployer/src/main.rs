@@ -34,6 +34,7 @@ Start here:
   deployer up --domain ipfs.example.org --acme-email you@example.org
   deployer status
   deployer scale 5
+  deployer token create ci                             # a bearer token for writes (add, pin)
   deployer down                                        # keeps volumes and the cluster secret
 
 Exit codes: 0 ok, 2 usage, 3 local files, 4 kubeconfig, 5 cluster unreachable, 6 forbidden,
@@ -101,6 +102,19 @@ enum Command {
     /// 2-6 in order with no install, no waits and no summary; prints a JSON line.
     #[command(hide = true)]
     BenchApply,
+    /// Bearer tokens for writes through the edge (add, pin): create, list, revoke.
+    ///
+    /// Tokens live in the Secret <NAME>-api-tokens; the router's policy holds only their
+    /// SHA-256, so whoever may read policies cannot write. `up` on a new cluster creates one
+    /// token, `admin`. Each command writes that Secret and the policy's digests, nothing else.
+    ///
+    ///   deployer token create ci         # prints the token once
+    ///   deployer token list
+    ///   deployer token revoke ci         # 401 for it from then on
+    Token {
+        #[command(subcommand)]
+        command: cmd::token::TokenCommand,
+    },
     /// Set the number of peers: the StatefulSet and the per-pod swarm Services together.
     Scale {
         /// New number of peers (1-64).
@@ -156,6 +170,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                     }
                     Command::Scale { replicas, wait } => cmd::scale::scale(&cl, plan, replicas, &wait).await,
                     Command::BenchApply => cmd::up::bench_apply(&cl, plan).await,
+                    Command::Token { command } => cmd::token::token(&cl, plan, command).await,
                 }
             })
         }

@@ -3,7 +3,7 @@
 use crate::config::Plan;
 use crate::errors::Error;
 use crate::identity::Generated;
-use crate::template::{substitute, Scope, Step, TEMPLATES};
+use crate::template::{substitute, Mesh, Scope, Step, TEMPLATES};
 use crate::values::Values;
 use base64::Engine as _;
 use serde_json::Value;
@@ -125,6 +125,7 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     let replicas = input.plan.replicas;
     values.set("CLUSTER_SECRET", input.generated.cluster_secret.clone());
     values.set("PEER_IDENTITIES", input.generated.identities_json().to_string());
+    values.set("API_TOKENS", input.generated.api_tokens_json().to_string());
     let announce: BTreeMap<&String, String> =
         input.announce.iter().map(|(k, v)| (k, Value::from(v.clone()).to_string())).collect();
     let announce_json = serde_json::to_string(&announce).expect("strings");
@@ -143,6 +144,9 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
+    let router: Value = serde_json::from_str(values.need("FILTER_CONFIG_ROUTER")?).unwrap_or_default();
+    let tokens = input.generated.api_tokens.clone().unwrap_or_default();
+    values.set("FILTER_CONFIG_ROUTER", with_token_digests(&router, &tokens, &[]).to_string());
     let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
     values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
     let (unmarked, marked) = health_matches(values.need("FILTER_CONFIG_HEALTH")?)?;
@@ -183,6 +187,66 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         }
     }
     Ok(out)
+}
+
+/// The router configuration with the deployer's API tokens: the digest (`sha256:<hex>`) of
+/// each of `tokens` in `credentials.bearer_tokens` (after the entries already there, each
+/// once, in name order), and those of `revoked` taken out. Never a token itself. The one
+/// place digests enter the router's configuration (`up`, `render`, `token`).
+pub fn with_token_digests(config: &Value, tokens: &BTreeMap<String, String>, revoked: &[&str]) -> Value {
+    let mut cfg = config.clone();
+    if !cfg.is_object() {
+        return cfg; // refused by the router's own check before it is applied
+    }
+    let gone: Vec<String> = revoked.iter().map(|t| edge_logic::router::bearer_digest(t)).collect();
+    let mut list: Vec<Value> = cfg["credentials"]["bearer_tokens"].as_array().cloned().unwrap_or_default();
+    list.retain(|e| !e.as_str().is_some_and(|e| gone.iter().any(|g| g == e)));
+    for token in tokens.values() {
+        let d = Value::from(edge_logic::router::bearer_digest(token));
+        if !list.contains(&d) {
+            list.push(d);
+        }
+    }
+    if !cfg["credentials"].is_object() {
+        if list.is_empty() {
+            return cfg;
+        }
+        cfg["credentials"] = Value::Object(Default::default());
+    }
+    cfg["credentials"]["bearer_tokens"] = Value::from(list);
+    cfg
+}
+
+/// Where a policy object holds the router's configuration: an EnvoyExtensionPolicy's
+/// `wasm[rootID=router].config`, a WasmPlugin's `pluginConfig` when it runs the router
+/// (`pluginName: router`); `None` for any other object. The one place that knows it
+/// (`up` reads it back, `token` rewrites it).
+pub fn router_config_mut(o: &mut Value) -> Option<&mut Value> {
+    match o["kind"].as_str()? {
+        "EnvoyExtensionPolicy" => o["spec"]["wasm"].as_array_mut()?.iter_mut().find(|w| w["rootID"] == "router").map(|w| &mut w["config"]),
+        "WasmPlugin" if o["spec"]["pluginName"] == "router" => Some(&mut o["spec"]["pluginConfig"]),
+        _ => None,
+    }
+}
+
+/// The policies that carry the router's configuration, for the plan's mesh: (group,
+/// version, kind) and names. With Envoy Gateway the router runs in each policy that
+/// attaches filters to a set of HTTPS routes (edge/extension-policy.yaml), so a token's
+/// digest goes into each; with Istio in its own WasmPlugin. A render test holds this list
+/// to the rendered objects.
+pub fn router_policy_refs(p: &Plan) -> ((&'static str, &'static str, &'static str), Vec<String>) {
+    match p.mesh {
+        Mesh::EnvoyGateway => (
+            ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"),
+            ["filters", "health", "add"].iter().map(|s| format!("{}-{s}", p.name)).collect(),
+        ),
+        Mesh::Istio => (("extensions.istio.io", "v1alpha1", "WasmPlugin"), vec![format!("{}-router", p.name)]),
+    }
+}
+
+/// The router's configuration in a policy object (`router_config_mut`), if it has one.
+pub fn router_config(o: &Value) -> Option<Value> {
+    router_config_mut(&mut o.clone()).map(|v| v.clone()).filter(|v| !v.is_null())
 }
 
 /// add_response's configuration: Kubo's version lives only in KUBO_IMAGE (the `Server`
@@ -260,6 +324,10 @@ fn finish(mut v: Value) -> Value {
                 })
                 .collect();
             v["data"] = Value::Object(data);
+        }
+        // As for a ConfigMap: an empty `data` is stored as none (all API tokens revoked).
+        if v["data"].as_object().is_some_and(|m| m.is_empty()) {
+            v.as_object_mut().expect("object").remove("data");
         }
     }
     v
@@ -632,18 +700,52 @@ pub mod tests {
             let mut g = Generated::default();
             g.ensure(1);
             let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
-            let cfg = match mesh {
-                Mesh::EnvoyGateway => {
-                    // The router is in several policies (one per set of routes): the same
-                    // configuration in each.
-                    let all = eg_wasm(&objs, Some("router"));
-                    assert!(all.len() > 1 && all.iter().all(|w| w["config"] == all[0]["config"]));
-                    all[0]["config"].clone()
-                }
-                Mesh::Istio => find(&objs, "WasmPlugin", "ipfs-cluster-router")["spec"]["pluginConfig"].clone(),
-            };
-            assert_eq!(cfg, router, "{}", mesh.as_str());
+            let carriers: Vec<String> = objs.iter().filter(|o| router_config(&o.value).is_some()).map(|o| o.name().to_string()).collect();
+            let (gvk, names) = router_policy_refs(&plan);
+            assert_eq!(carriers, names, "{}: the objects that carry the router's configuration", mesh.as_str());
+            // The same configuration in each (Envoy Gateway: one policy per set of routes).
+            let all: Vec<Value> = objs.iter().filter_map(|o| router_config(&o.value)).collect();
+            assert!(all.iter().all(|c| *c == all[0]), "{}", mesh.as_str());
+            assert!(objs.iter().filter(|o| router_config(&o.value).is_some()).all(|o| o.kind() == gvk.2));
+            let (name, kind) = (names[0].as_str(), gvk.2);
+            let cfg = router_config(find(&objs, kind, name)).unwrap();
+            // The configuration given, and the admin token's digest: never the token.
+            let token = &g.api_tokens.as_ref().unwrap()[crate::identity::ADMIN_TOKEN];
+            let mut expected = router.clone();
+            expected["credentials"]["bearer_tokens"] = serde_json::json!([edge_logic::router::bearer_digest(token)]);
+            assert_eq!(cfg, expected, "{}", mesh.as_str());
+            let secret = find(&objs, "Secret", "ipfs-cluster-api-tokens");
+            assert_eq!(secret["data"]["admin"], base64::engine::general_purpose::STANDARD.encode(token));
+            for o in objs.iter().filter(|o| o.kind() != "Secret") {
+                assert!(!o.value.to_string().contains(token.as_str()), "{} holds the token", o.display());
+            }
+            // The filter accepts the token, and only it.
+            let policy = edge_logic::router::Policy::from_json(cfg.to_string().as_bytes()).unwrap();
+            let ok = format!("Bearer {token}");
+            assert_eq!(policy.credentials.check(&[ok.as_bytes()]), edge_logic::router::AuthResult::Valid);
+            assert_eq!(policy.credentials.check(&[b"Bearer another-token-0123456789"]), edge_logic::router::AuthResult::Invalid);
         }
+    }
+
+    #[test]
+    fn token_digests_are_added_once_and_revoked_ones_removed() {
+        let d = edge_logic::router::bearer_digest;
+        let tokens = BTreeMap::from([("a".to_string(), "token-a".to_string()), ("b".to_string(), "token-b".to_string())]);
+        let cfg = serde_json::json!({"preset": "none", "credentials": {"bearer_tokens": ["a-plain-token-of-the-user", d("token-a")]}});
+        let out = with_token_digests(&cfg, &tokens, &[]);
+        assert_eq!(out["credentials"]["bearer_tokens"], serde_json::json!(["a-plain-token-of-the-user", d("token-a"), d("token-b")]));
+        assert_eq!(with_token_digests(&out, &tokens, &[]), out, "applying twice changes nothing");
+        let fewer = BTreeMap::from([("b".to_string(), "token-b".to_string())]);
+        let out = with_token_digests(&out, &fewer, &["token-a"]);
+        assert_eq!(out["credentials"]["bearer_tokens"], serde_json::json!(["a-plain-token-of-the-user", d("token-b")]));
+        assert_eq!(out["preset"], "none");
+        assert_eq!(with_token_digests(&serde_json::json!({}), &BTreeMap::new(), &[]), serde_json::json!({}));
+        // An empty data map is stored as none: sent as {} it would count as a change.
+        let mut g = Generated { api_tokens: Some(BTreeMap::new()), ..Default::default() };
+        g.ensure(1);
+        let plan = Settings::default().plan().unwrap();
+        let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+        assert!(find(&objs, "Secret", "ipfs-cluster-api-tokens").get("data").is_none());
     }
 
     #[test]

@@ -86,3 +86,15 @@ fn a_server_nobody_listens_on_is_unreachable_exit_5() {
     assert!(stderr(&out).contains(&format!("cannot reach the cluster at http://127.0.0.1:{port}")), "{}", stderr(&out));
     assert!(start.elapsed() < std::time::Duration::from_secs(30), "took {:?}", start.elapsed());
 }
+
+#[test]
+fn token_help_teaches_how_to_use_a_token() {
+    let help = Command::new(env!("CARGO_BIN_EXE_deployer")).args(["token", "create", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("prints the token once") && help.contains("--api-auth bearer:") && help.contains("<NAME>"), "{help}");
+    let help = Command::new(env!("CARGO_BIN_EXE_deployer")).args(["token", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for sub in ["create", "list", "revoke"] {
+        assert!(help.contains(sub), "{help}");
+    }
+}

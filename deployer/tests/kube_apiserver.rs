@@ -37,7 +37,7 @@ fn deployer(kubeconfig: &Path, ns: &str, args: &[&str]) -> Command {
     if args.first() == Some(&"up") {
         c.arg("--bundle").arg(e.bundle.path());
     }
-    if args.first() != Some(&"status") {
+    if !matches!(args.first(), Some(&"status") | Some(&"token")) {
         // No cloud controller here: swarm Services get no address unless a test gives them one;
         // no Envoy Gateway or cert-manager controller either: nothing judges the edge.
         c.args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "1"]);
@@ -813,4 +813,108 @@ async fn the_pod_monitor_is_applied_once_prometheus_operator_kinds_are_served() 
     assert_eq!(pm.data["spec"]["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"], "ipfs-cluster");
     assert_eq!(pm.data["spec"]["podMetricsEndpoints"][0]["path"], "/stats/prometheus");
     rerun_changes_nothing(&s.admin(), &c, ns).await;
+}
+
+/// The EnvoyExtensionPolicies that run the router (one per set of HTTPS routes).
+const ROUTER_POLICIES: [&str; 3] = ["ipfs-cluster-filters", "ipfs-cluster-health", "ipfs-cluster-add"];
+
+/// The router's configuration in the namespace's EnvoyExtensionPolicies: the same in each
+/// (a token accepted on some routes and refused on others would be a broken write).
+async fn router_config(c: &Client, ns: &str) -> serde_json::Value {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+    let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &ar);
+    let mut configs = Vec::new();
+    for name in ROUTER_POLICIES {
+        let p = api.get(name).await.unwrap();
+        configs.push(p.data["spec"]["wasm"].as_array().unwrap().iter().find(|w| w["rootID"] == "router").unwrap()["config"].clone());
+    }
+    assert!(configs.iter().all(|c| *c == configs[0]), "the router policies disagree: {configs:#?}");
+    configs.swap_remove(0)
+}
+
+/// What the router filter, configured as the policy says, answers to `Bearer <token>`
+/// (the filter's own logic; tests/e2e/tests/tokens.rs runs the same digests in Envoy in
+/// front of the real cluster).
+fn filter_accepts(config: &serde_json::Value, token: &str) -> bool {
+    let policy = edge_logic::router::Policy::from_json(config.to_string().as_bytes()).unwrap();
+    let header = format!("Bearer {token}");
+    policy.credentials.check(&[header.as_bytes()]) == edge_logic::router::AuthResult::Valid
+}
+
+async fn api_tokens(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let s = secrets.get("ipfs-cluster-api-tokens").await.unwrap();
+    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8(v.0).unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_created_used_and_revoked_touching_only_their_secret_and_the_policy() {
+    let s = support::server();
+    let ns = "t-tokens";
+    let c = support::client(&s.admin()).await;
+    let err = run_ok(&s.admin(), ns, &["up", "--replicas", "1"]);
+    // A new cluster gets an admin token, and `up` says how to read it.
+    let read = format!("kubectl -n {ns} get secret ipfs-cluster-api-tokens -o jsonpath='{{.data.admin}}' | base64 -d");
+    assert!(err.contains("API token \"admin\" created") && err.contains(&read), "{err}");
+    let tokens = api_tokens(&c, ns).await;
+    let admin = tokens["admin"].clone();
+    assert_eq!(tokens.len(), 1);
+    let cfg = router_config(&c, ns).await;
+    assert_eq!(cfg["credentials"]["bearer_tokens"], serde_json::json!([edge_logic::router::bearer_digest(&admin)]));
+    assert!(filter_accepts(&cfg, &admin));
+    let before = settled(&c, ns).await;
+
+    // create: the token on stdout, once; only the Secret and the policy written.
+    let from = audit_len(&s.audit_log());
+    let out = run(&s.admin(), ns, &["token", "create", "ci"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ci = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(ci.len(), 43, "{ci:?}");
+    let writes = writes_since(&s.audit_log(), from, ns);
+    // The Secret first (a token the policies accept is never lost), then the policies.
+    assert_eq!(writes.len(), 1 + ROUTER_POLICIES.len(), "{writes:?}");
+    assert!(writes[0].contains("/secrets/ipfs-cluster-api-tokens"), "{writes:?}");
+    for p in ROUTER_POLICIES {
+        assert!(writes[1..].iter().any(|w| w.contains(&format!("/envoyextensionpolicies/{p}"))), "{p} not written: {writes:?}");
+    }
+    let after = snapshot(&c, ns).await;
+    let changed: Vec<&String> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
+    let mut expected: Vec<String> = ROUTER_POLICIES.iter().map(|p| format!("EnvoyExtensionPolicy/t-tokens/{p}")).collect();
+    expected.push("Secret/t-tokens/ipfs-cluster-api-tokens".into());
+    expected.sort();
+    assert_eq!(changed, expected.iter().collect::<Vec<_>>(), "token create changed more than its Secret and the policies");
+    let cfg = router_config(&c, ns).await;
+    assert!(filter_accepts(&cfg, &ci) && filter_accepts(&cfg, &admin), "{cfg}");
+    assert!(!cfg.to_string().contains(&ci) && !cfg.to_string().contains(&admin), "a token in the policy: {cfg}");
+    assert_eq!(api_tokens(&c, ns).await.get("ci"), Some(&ci));
+    let out = run(&s.admin(), ns, &["token", "list", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["tokens"], serde_json::json!([{"name": "admin", "accepted": true}, {"name": "ci", "accepted": true}]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&ci));
+    // A name taken, a name that is no Secret key: usage errors, nothing written.
+    let from = audit_len(&s.audit_log());
+    assert_eq!(run(&s.admin(), ns, &["token", "create", "ci"]).status.code(), Some(2));
+    assert_eq!(run(&s.admin(), ns, &["token", "create", "No_Good"]).status.code(), Some(2));
+    assert_eq!(run(&s.admin(), ns, &["token", "revoke", "nope"]).status.code(), Some(2));
+    assert!(writes_since(&s.audit_log(), from, ns).is_empty());
+
+    // A rerun of `up` keeps both tokens and writes nothing.
+    rerun_changes_nothing(&s.admin(), &c, ns).await;
+    assert_eq!(api_tokens(&c, ns).await.len(), 2);
+
+    // revoke: refused by the filter as configured, gone from the Secret; admin still works.
+    let before = snapshot(&c, ns).await;
+    run_ok(&s.admin(), ns, &["token", "revoke", "ci"]);
+    let cfg = router_config(&c, ns).await;
+    assert!(!filter_accepts(&cfg, &ci) && filter_accepts(&cfg, &admin), "{cfg}");
+    assert_eq!(api_tokens(&c, ns).await.keys().collect::<Vec<_>>(), ["admin"]);
+    let after = snapshot(&c, ns).await;
+    let changed: Vec<&String> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
+    assert_eq!(changed.len(), 1 + ROUTER_POLICIES.len(), "{changed:?}");
+    // Revoking the last token leaves an empty Secret, which `up` keeps (no new admin token).
+    run_ok(&s.admin(), ns, &["token", "revoke", "admin"]);
+    assert!(!filter_accepts(&router_config(&c, ns).await, &admin));
+    let err = run_ok(&s.admin(), ns, &["up"]);
+    assert!(!err.contains("created"), "{err}");
+    assert!(api_tokens(&c, ns).await.is_empty());
 }

@@ -6,7 +6,6 @@ use crate::config::Plan;
 use crate::errors::Error;
 use crate::identity::Generated;
 use crate::k8s::{read, Cluster};
-use crate::template::Mesh;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use crate::config::SwarmServiceType;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
@@ -17,6 +16,8 @@ pub struct State {
     pub generated: Generated,
     pub replicas: Option<u32>,
     pub announce: BTreeMap<String, Vec<String>>,
+    /// No API tokens Secret was found: `up` creates the admin token (and says so).
+    pub new_tokens: bool,
 }
 
 /// Reads the state and settles the plan on it: replicas default to what runs now.
@@ -35,22 +36,39 @@ pub async fn keep_running_router(cl: &Cluster, plan: &mut Plan) -> Result<(), Er
     Ok(())
 }
 
+/// The applied policies that carry the router's configuration (`render::router_policy_refs`),
+/// those that exist, in that order.
+pub async fn router_policies(cl: &Cluster, p: &Plan) -> Result<Vec<serde_json::Value>, Error> {
+    let (gvk, names) = crate::render::router_policy_refs(p);
+    let mut found = Vec::new();
+    for name in names {
+        if let Some(o) = read::get_dynamic(cl, gvk, Some(&p.namespace), &name).await? {
+            let mut v = serde_json::to_value(o).map_err(|e| Error::Local(format!("cannot read {}/{name}: {e}", gvk.2)))?;
+            // A list's items may come without them; the apply path needs them.
+            v["apiVersion"] = format!("{}/{}", gvk.0, gvk.1).into();
+            v["kind"] = gvk.2.into();
+            found.push(v);
+        }
+    }
+    Ok(found)
+}
+
 /// The router filter's configuration in the applied policy, if there is one.
 async fn running_router(cl: &Cluster, p: &Plan) -> Result<Option<serde_json::Value>, Error> {
-    let ns = Some(p.namespace.as_str());
-    Ok(match p.mesh {
-        Mesh::EnvoyGateway => {
-            read::get_dynamic(cl, ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), ns, &format!("{}-filters", p.name))
-                .await?
-                .and_then(|o| {
-                    o.data["spec"]["wasm"].as_array()?.iter().find(|w| w["rootID"] == "router").map(|w| w["config"].clone())
-                })
-        }
-        Mesh::Istio => read::get_dynamic(cl, ("extensions.istio.io", "v1alpha1", "WasmPlugin"), ns, &format!("{}-router", p.name))
-            .await?
-            .map(|o| o.data["spec"]["pluginConfig"].clone()),
-    }
-    .filter(|v| !v.is_null()))
+    // Every carrier holds the same configuration (one render): the first one tells.
+    Ok(router_policies(cl, p).await?.first().and_then(crate::render::router_config))
+}
+
+/// The API tokens Secret's data (token name -> token); `None` when there is no Secret.
+pub async fn api_tokens(cl: &Cluster, p: &Plan) -> Result<Option<BTreeMap<String, String>>, Error> {
+    Ok(read::get::<Secret>(cl, Some(&p.namespace), &api_tokens_secret(p)).await?.map(|s| {
+        s.data.unwrap_or_default().into_iter().map(|(k, b)| (k, String::from_utf8_lossy(&b.0).into_owned())).collect()
+    }))
+}
+
+/// The name of the Secret holding the API tokens (base/secrets.yaml).
+pub fn api_tokens_secret(p: &Plan) -> String {
+    format!("{}-api-tokens", p.name)
 }
 
 async fn read(cl: &Cluster, p: &Plan) -> Result<State, Error> {
@@ -66,12 +84,13 @@ async fn read(cl: &Cluster, p: &Plan) -> Result<State, Error> {
             s.data.unwrap_or_default().into_iter().map(|(k, b)| (k, String::from_utf8_lossy(&b.0).into_owned())).collect();
         generated.identities = Generated::identities_from_data(&data);
     }
+    generated.api_tokens = api_tokens(cl, p).await?;
     let replicas = read::get::<StatefulSet>(cl, ns, &p.name)
         .await?
         .and_then(|s| s.spec.and_then(|s| s.replicas))
         .map(|r| r as u32);
     let announce = swarm_addresses(cl, p).await?;
-    Ok(State { generated, replicas, announce })
+    Ok(State { generated, replicas, announce, new_tokens: false })
 }
 
 pub fn swarm_selector(name: &str) -> ListParams {

@@ -27,6 +27,7 @@ pub fn values<'a>(objs: impl IntoIterator<Item = &'a Object>) -> Vec<&'a Value> 
 /// The plan settled on the cluster's state and the objects rendered from it.
 async fn rendered(cl: &Cluster, plan: &mut Plan) -> Result<(State, Filters, Vec<Object>), Error> {
     let mut state = state::prepare(cl, plan).await?;
+    state.new_tokens = state.generated.api_tokens.is_none();
     state::keep_running_router(cl, plan).await?;
     state.generated.ensure(plan.replicas);
     let filters = Filters::load(&plan.filters_dir)?;
@@ -112,7 +113,16 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
     }
 
     await_verdicts(cl, &plan, w).await?;
-    super::status::summary(cl, &plan).await
+    super::status::summary(cl, &plan).await?;
+    if state.new_tokens {
+        let admin = crate::identity::ADMIN_TOKEN;
+        eprintln!(
+            "\nAPI token {admin:?} created for writes (add, pin) as `Authorization: Bearer <token>`; read it with:\n  {}\n\
+             `deployer token create NAME` makes more, `deployer token revoke {admin}` retires it.",
+            super::token::read_command(&plan, admin)
+        );
+    }
+    Ok(())
 }
 
 /// Until every controller has judged what was applied (bounded by `--controller-timeout`,

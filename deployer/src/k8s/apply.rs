@@ -16,6 +16,13 @@ pub const FIELD_MANAGER: &str = "ipfs-edge-deployer";
 /// per-client limits, enough to hide round trips.
 const APPLY_CONCURRENCY: usize = 8;
 
+/// A live object as the deployer last applied it (`noop::as_applied` for `FIELD_MANAGER`):
+/// change one field of it and `apply_all` writes that field alone, every other field keeping
+/// its value and its owner. `None`: the deployer never applied it.
+pub fn as_applied(live: &Value) -> Option<Value> {
+    super::noop::as_applied(live, FIELD_MANAGER)
+}
+
 fn name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or_default()
 }

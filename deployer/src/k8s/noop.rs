@@ -51,6 +51,94 @@ pub fn covers(applied: &Value, fields: &Value) -> bool {
     })
 }
 
+/// The part of `live` that a managedFields `fieldsV1` set names: what its manager applied,
+/// with the values the object holds now. A field named without sub-fields (a scalar, an
+/// atomic list or map) is taken whole.
+pub fn owned(live: &Value, fields: &Value) -> Value {
+    let Value::Object(set) = fields else { return live.clone() };
+    if set.keys().all(|k| k == ".") {
+        return live.clone();
+    }
+    match live {
+        Value::Object(m) => Value::Object(
+            set.iter()
+                .filter_map(|(key, sub)| {
+                    let name = key.strip_prefix("f:")?;
+                    Some((name.to_string(), owned(m.get(name)?, sub)))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, it)| {
+                    set.iter().find_map(|(key, sub)| {
+                        let hit = if let Some(k) = key.strip_prefix("k:") {
+                            let keys = serde_json::from_str::<Value>(k).ok().and_then(|k| k.as_object().cloned());
+                            let matched = keys.as_ref().is_some_and(|keys| {
+                                keys.iter().all(|(kk, kv)| it.get(kk).is_some_and(|x| contains(x, kv) && contains(kv, x)))
+                            });
+                            // The item's key fields identify it in the apply, listed or not.
+                            return matched.then(|| {
+                                let mut item = owned(it, sub);
+                                if let (Value::Object(m), Some(keys)) = (&mut item, keys) {
+                                    m.extend(keys);
+                                }
+                                item
+                            });
+                        } else if let Some(v) = key.strip_prefix("v:") {
+                            serde_json::from_str::<Value>(v).is_ok_and(|v| &v == it)
+                        } else if let Some(n) = key.strip_prefix("i:") {
+                            n.parse::<usize>() == Ok(i)
+                        } else {
+                            false
+                        };
+                        hit.then(|| owned(it, sub))
+                    })
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The object as `manager` last applied it, with the values it holds now (`owned` over that
+/// manager's Apply entries), with the kind and name to apply it again; `None` if that
+/// manager never applied it. Reapplying it changes nothing, so a command that changes one
+/// field of it writes that field alone and keeps every other field and its ownership.
+pub fn as_applied(live: &Value, manager: &str) -> Option<Value> {
+    let entries = live["metadata"]["managedFields"].as_array()?;
+    let mut out = Value::Object(Default::default());
+    let mut any = false;
+    for e in entries.iter().filter(|e| e["manager"] == manager && e["operation"] == "Apply" && e.get("subresource").is_none()) {
+        merge(&mut out, owned(live, &e["fieldsV1"]));
+        any = true;
+    }
+    if !any {
+        return None;
+    }
+    for key in ["apiVersion", "kind"] {
+        out[key] = live[key].clone();
+    }
+    out["metadata"]["name"] = live["metadata"]["name"].clone();
+    if !live["metadata"]["namespace"].is_null() {
+        out["metadata"]["namespace"] = live["metadata"]["namespace"].clone();
+    }
+    Some(out)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// Whether applying `applied` as `manager` would change `live` (a full object as served).
 pub fn would_change(live: &Value, applied: &Value, manager: &str) -> bool {
     // apiVersion and kind are those asked for (a list's items may come without them).
@@ -107,6 +195,31 @@ mod tests {
         other = applied.clone();
         other["spec"]["ports"] = json!([]);
         assert!(would_change(&live(managed), &other, "ipfs-edge-deployer"));
+    }
+
+    #[test]
+    fn as_applied_is_what_the_manager_owns_with_live_values() {
+        let managed = json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:spec": {"f:maxUnavailable": {},
+            "f:ports": {"k:{\"port\":1,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}, "f:protocol": {}}}}});
+        let mut l = live(managed);
+        l["metadata"]["namespace"] = json!("ns");
+        l["metadata"]["labels"]["theirs"] = json!("y");
+        let a = as_applied(&l, "ipfs-edge-deployer").unwrap();
+        assert_eq!(
+            a,
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "a", "namespace": "ns", "labels": {"x": "1"}},
+                "spec": {"maxUnavailable": 1, "ports": [{"name": "p", "port": 1, "protocol": "TCP"}]}})
+        );
+        assert!(!would_change(&l, &a, "ipfs-edge-deployer"), "reapplying it is a no-op");
+        assert!(as_applied(&l, "someone-else").is_none());
+        // A keyed list: the items the manager names, not another manager's.
+        let ports = json!([{"name": "p", "port": 1, "protocol": "TCP"}, {"name": "q", "port": 2, "protocol": "TCP"}]);
+        let fields = json!({"k:{\"port\":1,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}}});
+        assert_eq!(owned(&ports, &fields), json!([{"name": "p", "port": 1, "protocol": "TCP"}]));
+        // Atomic values whole: a list named without items, a leaf map.
+        assert_eq!(owned(&json!({"w": [{"a": 1}, {"b": 2}], "x": 1}), &json!({"f:w": {}})), json!({"w": [{"a": 1}, {"b": 2}]}));
+        assert_eq!(owned(&json!(["x", "y"]), &json!({"v:\"y\"": {}})), json!(["y"]));
     }
 
     #[test]

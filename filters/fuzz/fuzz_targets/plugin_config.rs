@@ -7,7 +7,10 @@
 //!   health path is answered by the health filter (unless it only answers
 //!   known agents); every router health path routes to `health` and every
 //!   platform path is left to the platform, reached with the path
-//!   percent-encoded as a client would send it.
+//!   percent-encoded as a client would send it;
+//! - every plain-text bearer token the router accepts opens a credential
+//!   route with `Bearer <token>` (its digest does not), and is named among
+//!   the entries reported as plain text, as many as there are.
 #![no_main]
 
 use edge_logic::add::config::AddConfig;
@@ -110,6 +113,18 @@ fuzz_target!(init: edge_fuzz::init("plugin_config"), |data: &[u8]| {
                 let below = format!("{}/x", p.trim_end_matches('/'));
                 let d = decide("GET", &encoded(&below));
                 assert_eq!(d, Decision::Platform, "platform path {p:?}");
+            }
+            let json = serde_json::from_slice::<serde_json::Value>(data).ok();
+            let creds = json.as_ref().map(|v| v["credentials"].clone()).unwrap_or_default();
+            let tokens: Vec<String> = creds["bearer_tokens"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let plain: Vec<&String> = tokens.iter().filter(|t| !t.starts_with(edge_logic::router::auth::SHA256_PREFIX)).collect();
+            let plain_basic = creds["basic"].as_object().map_or(0, |m| m.values().filter(|p| !p.as_str().is_some_and(|p| p.starts_with('$'))).count());
+            assert_eq!(policy.credentials.plain_text().len(), plain.len() + plain_basic, "plain-text entries reported");
+            for t in plain {
+                let ok = format!("Bearer {t}");
+                assert_eq!(policy.credentials.check(&[ok.as_bytes()]), edge_logic::router::AuthResult::Valid, "token {t:?}");
+                let digest = format!("Bearer {}", edge_logic::router::bearer_digest(t));
+                assert_ne!(policy.credentials.check(&[digest.as_bytes()]), edge_logic::router::AuthResult::Valid, "the digest of {t:?} as a token");
             }
         }
         Err(e) => assert!(e.starts_with("router configuration"), "{e}"),

@@ -221,6 +221,13 @@ fn plugin_config() -> Vec<Vec<u8>> {
         r#"{"max_line_bytes":1024,"server":"kubo/0.40.0","only_hash_backend":"","max_upload_bytes":10737418240,"refuse_unsupported_options":false}"#.into(),
         r#"{"preset":"none","rpc":{"version":"public"},"rest":{"POST /peers":"credential"},"gateway":"deny","health_paths":["/","/healthz"],"platform_paths":["/.well-known/acme-challenge/","/status"],"forward_authorization":true}"#.into(),
         r#"{"preset":"field-notes","kubo_direct":false,"credentials":{"bearer_tokens":["0123456789abcdef"],"basic":{"u":"password"}}}"#.into(),
+        // Credentials as digests (the deployer's form; filters/logic/src/router/auth.rs).
+        format!(
+            r#"{{"credentials":{{"bearer_tokens":["{}","plain-token-0123456789"],"basic":{{"op":"{}","u":"password"}}}}}}"#,
+            edge_logic::router::bearer_digest("a-token-the-deployer-made"),
+            edge_logic::router::auth::pbkdf2_phc("op-password", b"0123456789abcdef", 10)
+        ),
+        r#"{"credentials":{"bearer_tokens":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],"basic":{"x":"$pbkdf2-sha256$i=1,l=16$c2FsdHNhbHQ$VazBo5bTkJfM4MqNp0lT8A"}}}"#.into(),
         r#"{"paths":["/"],"answer":"all","active":{"checks":[{"cluster":"c","path":"/","method":"GET","authority":"a","expect_status":[204]}]}}"#.into(),
     ];
     out.extend(readme_json());

@@ -144,6 +144,35 @@ fn writes_need_a_credential() {
 }
 
 #[test]
+fn digests_open_writes_as_the_secrets_they_stand_for() {
+    // What the deployer writes: the SHA-256 of its token, a PBKDF2 hash for
+    // a Basic user. Nothing in the configuration is usable as a credential.
+    let hash = router::auth::pbkdf2_phc("wonderland-42", b"0123456789abcdef", 1000);
+    let json = serde_json::json!({"credentials": {
+        "bearer_tokens": [router::bearer_digest(TOKEN)],
+        "basic": {"alice": hash},
+    }})
+    .to_string();
+    let p = policy(&json);
+    assert!(p.credentials.plain_text().is_empty());
+    let path = format!("/api/v0/pin/add?arg={CID1}");
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", &format!("Bearer {TOKEN}"))]), Some(Backend::Proxy));
+    let basic = format!("Basic {}", base64_encode(b"alice:wonderland-42"));
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", &basic)]), Some(Backend::Proxy));
+    assert_eq!(status(&p, "POST", &path, &[]), Some(401));
+    let digest = router::bearer_digest(TOKEN);
+    assert_eq!(status(&p, "POST", &path, &[("authorization", &format!("Bearer {digest}"))]), Some(401));
+    let as_hash = format!("Basic {}", base64_encode(format!("alice:{hash}").as_bytes()));
+    assert_eq!(status(&p, "POST", &path, &[("authorization", &as_hash)]), Some(401));
+    // The plain-text forms still work, and are named for the warning.
+    let p = authed();
+    assert_eq!(p.credentials.plain_text(), ["bearer_tokens[0]", "basic.alice"]);
+    let w = router::plain_text_warning("bearer_tokens[0]");
+    assert!(w.contains("credentials.bearer_tokens[0]") && w.contains("sha256:"), "{w}");
+    assert!(!w.contains(TOKEN));
+}
+
+#[test]
 fn credentials_do_not_unlock_commands_off_the_allowlist() {
     let p = authed();
     let bearer = format!("Bearer {TOKEN}");
@@ -482,4 +511,20 @@ fn readme_worked_example() {
     assert_eq!(backend(&p, "POST", "/ipfs/gc", &op), Some(Backend::Rest));
     assert_eq!(status(&p, "GET", "/api/v0/version", &[]), Some(405));
     assert_eq!(backend(&p, "GET", "/", &[]), Some(Backend::Health));
+}
+
+/// The digest example of filters/router/README.md ("Credentials"): the same
+/// operator as the worked example, and the token it was made from.
+#[test]
+fn readme_digest_example() {
+    let readme = include_str!("../../router/README.md");
+    let at = readme.find("{\"credentials\": {\n  \"bearer_tokens\": [\"sha256:").expect("the digest example");
+    let end = at + readme[at..].find("\n```").expect("its end");
+    let p = policy(&readme[at..end]);
+    assert!(p.credentials.plain_text().is_empty());
+    let path = format!("/api/v0/pin/add?arg={CID1}");
+    let op = format!("Basic {}", base64_encode(b"operator:correct horse battery staple"));
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", &op)]), Some(Backend::Proxy));
+    let tok = "Bearer an-example-token-do-not-use-0123456789";
+    assert_eq!(backend(&p, "POST", &path, &[("authorization", tok)]), Some(Backend::Proxy));
 }

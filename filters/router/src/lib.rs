@@ -57,6 +57,10 @@ impl RootContext for RouterRoot {
                 if p.credentials.is_empty() {
                     host::log(LogLevel::Info, "no credentials configured, commands marked `credential` are refused");
                 }
+                for key in p.credentials.plain_text() {
+                    // The key only, never the secret.
+                    host::log(LogLevel::Warn, &router::plain_text_warning(key));
+                }
                 self.policy = Rc::new(p);
                 true
             }

@@ -34,6 +34,9 @@ const OPTIONS: &[(&str, Option<&str>, Kind)] = &[
 /// Kubo options the cluster silently ignores although they change what is
 /// stored (UnixFS metadata, inlining, DAG width, MFS): a client that sets
 /// them would get a different CID than Kubo gives, so they are refused.
+/// `inline-limit` is not among them: it changes nothing without `inline`
+/// (refused), and Kubo's own CLI sends `inline-limit=32` on every add, so
+/// refusing it would refuse every `ipfs --api ... add`.
 pub const UNSUPPORTED: &[&str] = &[
     "mode",
     "mtime",
@@ -41,7 +44,6 @@ pub const UNSUPPORTED: &[&str] = &[
     "preserve-mode",
     "preserve-mtime",
     "inline",
-    "inline-limit",
     "max-file-links",
     "max-directory-links",
     "max-hamt-fanout",
@@ -386,6 +388,10 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused_or_passed() {
         assert!(matches!(route("/api/v0/add?preserve-mtime=true", CT, true), Destination::Reply(r) if r.status == 500));
+        assert!(matches!(route("/api/v0/add?inline=true&inline-limit=32", CT, true), Destination::Reply(r) if r.status == 500));
+        // What Kubo v0.42's CLI sends for `ipfs add` (inline-limit at its default, no inline).
+        let cli = "/api/v0/add?empty-dirs=true&encoding=json&inline-limit=32&pin=true&quieter=true&stream-channels=true";
+        assert!(matches!(route(cli, CT, true), Destination::Cluster { .. }), "{:?}", route(cli, CT, true));
         assert_eq!(cluster_path_lenient("/api/v0/add?mode=0644"), "/api/v0/add?mode=0644");
     }
 

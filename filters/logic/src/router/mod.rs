@@ -10,7 +10,7 @@ pub mod config;
 pub mod tables;
 pub mod target;
 
-pub use auth::{AuthResult, Credentials};
+pub use auth::{bearer_digest, plain_text_warning, AuthResult, Credentials};
 pub use config::{Access, PathPrefix, Policy};
 pub use target::{parse_target, Target};
 

@@ -31,6 +31,14 @@
 //! Options: `--rounds N` (default 3), `--seconds S` per throughput round
 //! (default 3), `--requests N` latency samples per side (default 30000),
 //! `--block N` latency samples per turn (default 1000).
+//!
+//! `--auth`: instead, what checking a credential costs per request in the
+//! router (filters/router/README.md, "Credentials"): `POST
+//! /api/v0/pin/add?arg=CID` opened to everyone (baseline) against the same
+//! request with `Bearer` (its SHA-256 configured), Basic with a plain-text
+//! password (one SHA-256), and Basic with PBKDF2-HMAC-SHA256 hashes of 1,000
+//! and 10,000 rounds (the most the router takes); `--requests` (default here
+//! 2000) per side, turns of 100.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,6 +62,9 @@ fn main() {
     let samples = arg(&args, "--requests", 30_000) as usize;
     let block = arg(&args, "--block", 1000).max(1) as usize;
     let backend = spawn_backend();
+    if args.iter().any(|a| a == "--auth") {
+        return auth(backend, arg(&args, "--requests", 2000) as usize);
+    }
     let patches = |extra: &[Patch]| -> Vec<Patch> {
         ["cluster_rest", "cluster_proxy", "kubo_rpc", "gateway"]
             .into_iter()
@@ -192,6 +203,61 @@ fn main() {
 /// A gateway read's CID (any valid one: the router checks it, the backend
 /// answers every request alike).
 const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+
+/// `--auth`: the per-request cost of each kind of credential check.
+fn auth(backend: u16, samples: usize) {
+    use edge_logic::router::{auth::pbkdf2_phc, auth::base64_encode, bearer_digest};
+    const TOKEN: &str = "Zk2u3Q0oV9yX1bC5dE7fG8hJ4kL6mN0pR2sT4uW6xY8";
+    let salt = b"0123456789abcdef";
+    let patches = |router: String| -> Vec<Patch> {
+        ["cluster_rest", "cluster_proxy", "kubo_rpc", "gateway"]
+            .into_iter()
+            .map(|c| Patch::ClusterPort(c, backend))
+            .chain([Patch::FilterConfig("router", router)])
+            .collect()
+    };
+    let open = Envoy::start_keeping(CONFIG, &patches(r#"{"rpc": {"pin/add": "public"}}"#.into()), &["router"]);
+    let creds = serde_json::json!({"credentials": {
+        "bearer_tokens": [bearer_digest(TOKEN)],
+        "basic": {
+            "plain": "plain-password-1",
+            "r1000": pbkdf2_phc("password-1", salt, 1_000),
+            "r10000": pbkdf2_phc("password-1", salt, 10_000),
+        },
+    }});
+    let guarded = Envoy::start_keeping(CONFIG, &patches(creds.to_string()), &["router"]);
+    let req = |auth: Option<String>| -> Vec<u8> {
+        let a = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        format!("POST /api/v0/pin/add?arg=QmZnrPBqsrNg5iuHuFzhWg9bxwHFAcH3ojWFALyURhTotM HTTP/1.1\r\nHost: edge\r\nContent-Length: 0\r\n{a}\r\n").into_bytes()
+    };
+    let basic = |u: &str, p: &str| Some(format!("Basic {}", base64_encode(format!("{u}:{p}").as_bytes())));
+    let reqs = [
+        req(None),
+        req(Some(format!("Bearer {TOKEN}"))),
+        req(basic("plain", "plain-password-1")),
+        req(basic("r1000", "password-1")),
+        req(basic("r10000", "password-1")),
+    ];
+    let [o, b, p, r1, r2] = latency(
+        &[(open.port, &reqs[0]), (guarded.port, &reqs[1]), (guarded.port, &reqs[2]), (guarded.port, &reqs[3]), (guarded.port, &reqs[4])],
+        samples,
+        100,
+    );
+    println!("credential checks in router.wasm: POST /api/v0/pin/add, one request at a time; baseline = the same request opened to everyone\n");
+    println!("| credential | p50 (us) | p99 (us) | added p50 | added p99 | p50 vs baseline |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| none (public) | {:.1} | {:.1} | | | 1.00 |", o.pooled[0], o.pooled[1]);
+    for (name, l, base) in [
+        ("Bearer, SHA-256 digest", &b, &o),
+        ("Basic, plain-text password (SHA-256)", &p, &o),
+        ("Basic, PBKDF2-HMAC-SHA256 1,000 rounds", &r1, &o),
+        ("Basic, PBKDF2-HMAC-SHA256 10,000 rounds", &r2, &o),
+    ] {
+        let [a50, a99] = l.added(base);
+        println!("| {name} | {:.1} | {:.1} | +{a50:.1} us | +{a99:.1} us | {:.2} |", l.pooled[0], l.pooled[1], l.pooled[0] / base.pooled[0]);
+    }
+    println!("\n({samples} samples per side)");
+}
 
 /// One side's latencies (us): [p50, p99] over all its samples, and per
 /// turn.

@@ -137,8 +137,10 @@ fn run() -> Result<(), String> {
     let cluster = Options { peers: a.peers, dir: Some(a.dir.clone()), peer0: fixed, ..Options::default() }.start().map_err(|e| e.to_string())?;
     eprintln!("==> cluster up in {:.1} s", t.elapsed().as_secs_f64());
 
-    // The manifest with the .wasm directory and the router's credentials.
-    let router = format!(r#"{{"preset": "read-only", "credentials": {{"bearer_tokens": ["{token}"]}}}}"#);
+    // The manifest with the .wasm directory and the router's credentials: the token's
+    // digest, as the deployer writes it (the token itself stays in the data directory).
+    let digest = edge_logic::router::bearer_digest(&token);
+    let router = format!(r#"{{"preset": "read-only", "credentials": {{"bearer_tokens": ["{digest}"]}}}}"#);
     let cfg_text = envoy_config::patch(&text, &[Patch::FilterConfig("router", router)], &wasm).map_err(|e| format!("{CONFIG}: {e}"))?;
     let cfg = a.dir.join("envoy.yaml");
     std::fs::write(&cfg, cfg_text).map_err(|e| format!("{}: {e}", cfg.display()))?;
