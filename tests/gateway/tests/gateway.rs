@@ -178,6 +178,24 @@ fn objects_for(v: Variant) -> Vec<Value> {
                 wasm["config"] = config.clone();
             }
         }
+        // The health filter runs on the health route alone, whose matches the deployer
+        // writes from the health configuration's paths: the same paths here, as `deployer
+        // render` with this configuration gives them.
+        let paths: Vec<Value> = config["paths"].as_array().cloned().unwrap_or_else(|| vec![Value::from("/")]);
+        let health_route = format!("{}-health", w.name);
+        for r in objects.iter_mut().filter(|o| render::kind(o) == "HTTPRoute" && render::name(o) == health_route) {
+            for rule in r["spec"]["rules"].as_array_mut().unwrap() {
+                let first = rule["matches"][0].clone();
+                rule["matches"] = paths
+                    .iter()
+                    .map(|p| {
+                        let mut m = first.clone();
+                        m["path"]["value"] = p.clone();
+                        m
+                    })
+                    .collect();
+            }
+        }
     }
     if matches!(v, Variant::NoRateLimit | Variant::Daemons) {
         for p in objects.iter_mut().filter(|o| render::kind(o) == "BackendTrafficPolicy") {
