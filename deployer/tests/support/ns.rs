@@ -11,7 +11,6 @@
 //! Nothing of it is visible outside the process and its children.
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -97,35 +96,7 @@ pub fn enter() -> Result<(), String> {
     loopback_up()
 }
 
-/// Resolves `name` to `ip` inside the namespace (the bind-mounted file is ours).
-pub fn add_host(name: &str, ip: std::net::Ipv4Addr) {
-    let mut f = std::fs::OpenOptions::new().append(true).open("/etc/hosts").expect("our /etc/hosts");
-    writeln!(f, "{ip} {name}").expect("write /etc/hosts");
-}
-
-/// A new network namespace has its loopback down.
-fn loopback_up() -> Result<(), String> {
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-        if fd < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(format!("SIOCGIFFLAGS lo: {e}"));
-        }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        let r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
-        let e = std::io::Error::last_os_error();
-        libc::close(fd);
-        if r != 0 {
-            return Err(format!("SIOCSIFFLAGS lo up: {e}"));
-        }
-    }
-    Ok(())
-}
+// The same /etc/hosts and loopback handling as tests/gateway's namespace.
+#[allow(unused_imports)] // each test binary compiles support/; not every one adds hosts
+pub use gateway::ns::add_host;
+use gateway::ns::loopback_up;

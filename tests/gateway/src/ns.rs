@@ -60,7 +60,7 @@ pub fn add_host(name: &str, ip: std::net::Ipv4Addr) {
 }
 
 /// A new network namespace has its loopback down.
-fn loopback_up() -> Result<(), String> {
+pub fn loopback_up() -> Result<(), String> {
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
         if fd < 0 {
