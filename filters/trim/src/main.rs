@@ -63,7 +63,11 @@ fn fail(msg: &str) -> ! {
 /// declares them, from `cargo metadata`.
 fn filters() -> Result<Vec<(String, BTreeSet<String>)>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    // `cargo run` sets CARGO_MANIFEST_DIR for the program it runs: read it then,
+    // not at compile time, since a target directory shared by two checkouts
+    // keeps one build whose compile-time path names the other checkout.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest = dir.join("../../Cargo.toml");
     let out = Command::new(cargo)
         .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
         .arg(&manifest)
