@@ -117,6 +117,11 @@ impl Envoy {
         self.child.id()
     }
 
+    /// CPU seconds (user + system, every thread) Envoy has used.
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs_of(self.child.id())
+    }
+
     /// Envoy's resident memory in bytes (for the benchmark).
     pub fn rss_bytes(&self) -> u64 {
         rss_of(self.child.id())
@@ -132,6 +137,17 @@ impl Drop for Envoy {
 }
 
 /// A process's resident memory in bytes (Linux `/proc`), 0 if unknown.
+/// CPU seconds (user + system, every thread) process `pid` has used.
+pub fn cpu_secs_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the
+    // name), in USER_HZ, which Linux fixes at 100 in its ABI.
+    (f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)) as f64 / 100.0
+}
+
 pub fn rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status

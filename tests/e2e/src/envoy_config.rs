@@ -34,6 +34,10 @@ pub enum Patch {
     /// whole listener: the benchmarks' floors measure a filter where it runs
     /// on requests it has nothing to do with.
     FilterEverywhere(&'static str),
+    /// `per_connection_buffer_limit_bytes` of the listener and of every
+    /// cluster: the flow-control window, as Envoy Gateway sets it from a
+    /// ClientTrafficPolicy's and a BackendTrafficPolicy's `bufferLimit`.
+    BufferLimit(u64),
 }
 
 /// `text` with the listener and admin ports set to 0 (the OS picks), the
@@ -154,6 +158,16 @@ fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {
             let f = wasm_filter(doc, name)?.as_mapping_mut().ok_or("filter is not a mapping")?;
             f.remove("disabled").map(|_| ()).ok_or_else(|| "the filter is on every route already".to_string())
         }
+        Patch::BufferLimit(bytes) => {
+            let key = ["per_connection_buffer_limit_bytes"];
+            for l in seq_mut(doc, &["static_resources", "listeners"])? {
+                set(l, &key, Value::from(*bytes))?;
+            }
+            for c in seq_mut(doc, &["static_resources", "clusters"])? {
+                set(c, &key, Value::from(*bytes))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -238,6 +252,18 @@ mod tests {
 
     fn manifest() -> String {
         std::fs::read_to_string(crate::repo_root().join("manifests/envoy/envoy.yaml")).unwrap()
+    }
+
+    #[test]
+    fn the_buffer_limit_reaches_the_listener_and_every_cluster() {
+        let out = edit(&manifest(), &[Patch::BufferLimit(1 << 20)], &["*"], Path::new("/w")).unwrap();
+        let doc: Value = serde_yaml_ng::from_str(&out).unwrap();
+        let limits: Vec<u64> = ["listeners", "clusters"]
+            .iter()
+            .flat_map(|k| doc["static_resources"][*k].as_sequence().unwrap().iter())
+            .map(|v| v["per_connection_buffer_limit_bytes"].as_u64().unwrap())
+            .collect();
+        assert_eq!(limits, vec![1 << 20; 5], "one listener and four clusters");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod recorder;
 pub mod sink;
 pub mod stack;
 pub mod upload;
+pub mod values;
 
 use std::path::PathBuf;
 

@@ -20,16 +20,11 @@ pub const GW_GROUP: &str = "gateway.networking.k8s.io";
 
 /// manifests/kubernetes/values.env, the one place for names, ports and versions.
 pub fn values() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(e2e::repo_root().join("manifests/kubernetes/values.env")).expect("values.env");
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-        .collect()
+    e2e::values::all()
 }
 
 pub fn value(key: &str) -> String {
-    values().remove(key).unwrap_or_else(|| panic!("{key} in values.env"))
+    e2e::values::get(key)
 }
 
 pub fn port(key: &str) -> u16 {

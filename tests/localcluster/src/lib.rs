@@ -597,6 +597,12 @@ impl Cluster {
         self.wait_peers(deadline)
     }
 
+    /// The process ids of every daemon running (Kubos and cluster peers):
+    /// what a benchmark reads their CPU time from.
+    pub fn pids(&self) -> Vec<u32> {
+        self.kubos.iter().chain(&self.services).flatten().map(|g| g.pid).collect()
+    }
+
     /// Whether peer `i`'s Kubo and cluster peer both run.
     pub fn running(&self, i: usize) -> (bool, bool) {
         let up = |g: &Option<Guarded>| g.as_ref().is_some_and(Guarded::alive);

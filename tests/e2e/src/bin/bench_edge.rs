@@ -65,6 +65,10 @@ fn main() {
     if args.iter().any(|a| a == "--auth") {
         return auth(backend, arg(&args, "--requests", 2000) as usize);
     }
+    if let Some(builds) = args.iter().position(|a| a == "--router-builds").and_then(|i| args.get(i + 1)) {
+        let builds: Vec<&str> = builds.split(',').collect();
+        return router_builds(backend, &builds, rounds, seconds, samples, block);
+    }
     let patches = |extra: &[Patch]| -> Vec<Patch> {
         ["cluster_rest", "cluster_proxy", "kubo_rpc", "gateway"]
             .into_iter()
@@ -138,10 +142,12 @@ fn main() {
     check(chain.port, &read, 200, b"ok\n");
     check(chain.port, &probe, 200, b"{\"status\":\"ok\"}\n");
     // Rounds alternate between the sides, as above.
-    let (mut read_rps, mut probe_rps) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let (mut read_rps, mut read_cpu, mut probe_rps) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for _ in 0..rounds {
-        for (k, (port, req)) in [(base.port, &read_marked), (chain.port, &read)].into_iter().enumerate() {
-            read_rps[k].push(throughput(port, req, seconds, Conns::KeepAlive));
+        for (k, (envoy, req)) in [(&base, &read_marked), (&chain, &read)].into_iter().enumerate() {
+            let (rps, cpu) = throughput_cpu(envoy, req, seconds);
+            read_rps[k].push(rps);
+            read_cpu[k].push(cpu);
         }
         for (k, (port, req)) in [(base.port, &direct), (chain.port, &probe)].into_iter().enumerate() {
             probe_rps[k].push(throughput(port, req, seconds, Conns::PerProbe));
@@ -187,6 +193,12 @@ fn main() {
     println!("| --- | --- | --- | --- | --- |");
     let [rb, rc] = read_rps.map(|v| median(&v));
     println!("| gateway `GET /ipfs/...` per second at saturation (4 keep-alive connections) | {rb:.0} | {rc:.0} (router) | {:.3} | >= 0.90 |", rc / rb);
+    let [cb, cc] = read_cpu.map(|v| median(&v));
+    println!(
+        "| Envoy CPU per gateway read (us; its inverse is one worker's saturated throughput) | {cb:.1} | {cc:.1} (router) | {:.3} (throughput ratio), +{:.1} us | >= 0.90 |",
+        cb / cc,
+        cc - cb
+    );
     let [pb, pc] = probe_rps.map(|v| median(&v));
     println!("| health probes per second (`GET /`, a connection per probe) | {pb:.0} (`direct_response`) | {pc:.0} (health, router behind it) | {:.3} | >= 0.90 |", pc / pb);
     for (name, sel, goal) in [("p50", 0, "<= 25 us"), ("p99", 1, "<= 40 us")] {
@@ -203,6 +215,43 @@ fn main() {
 /// A gateway read's CID (any valid one: the router checks it, the backend
 /// answers every request alike).
 const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+
+/// `--router-builds A.wasm,B.wasm,...`: gateway reads through the manifest
+/// as deployed with each router build in turn, against the same Envoy
+/// without the Wasm filters: how a change to the router moves its cost.
+fn router_builds(backend: u16, builds: &[&str], rounds: usize, seconds: u64, samples: usize, block: usize) {
+    let ports = ["cluster_rest", "cluster_proxy", "kubo_rpc", "gateway"].map(|c| Patch::ClusterPort(c, backend));
+    let base = Envoy::start_keeping(CONFIG, &[&ports[..], &[Patch::Manager("early_header_mutation_extensions", "[]")]].concat(), &[]);
+    let envoys: Vec<Envoy> =
+        builds.iter().map(|b| Envoy::start_keeping(CONFIG, &[&ports[..], &[Patch::FilterCode("router", (*b).into())]].concat(), &["router"])).collect();
+    let read = format!("GET /ipfs/{CID}/readme HTTP/1.1\r\nHost: edge\r\n\r\n").into_bytes();
+    let read_marked = format!("GET /ipfs/{CID}/readme HTTP/1.1\r\nHost: edge\r\nx-ipfs-edge-backend: gateway\r\n\r\n").into_bytes();
+    let sides: Vec<(u16, &Vec<u8>)> = std::iter::once((base.port, &read_marked)).chain(envoys.iter().map(|e| (e.port, &read))).collect();
+    for (port, req) in &sides {
+        check(*port, req, 200, b"ok\n");
+    }
+    let all: Vec<&Envoy> = std::iter::once(&base).chain(&envoys).collect();
+    let (mut rps, mut cpu) = (vec![Vec::new(); sides.len()], vec![Vec::new(); sides.len()]);
+    for round in 0..rounds {
+        // Each side first in turn.
+        for k in 0..sides.len() {
+            let i = (k + round) % sides.len();
+            let (r, c) = throughput_cpu(all[i], sides[i].1, seconds);
+            rps[i].push(r);
+            cpu[i].push(c);
+        }
+    }
+    println!("router builds on gateway reads ({rounds} rounds, median); baseline = the same Envoy without the Wasm filters\n");
+    println!("| build | reads per second | vs baseline | Envoy CPU per read (us) | CPU ratio (baseline / build) | latency p50 added (us) |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let (b, bc) = (median(&rps[0]), median(&cpu[0]));
+    println!("| baseline (no Wasm) | {b:.0} | 1.000 | {bc:.1} | 1.000 | |");
+    for (k, build) in builds.iter().enumerate() {
+        let [base_l, l] = latency(&[sides[0], sides[k + 1]], samples, block);
+        let (r, c) = (median(&rps[k + 1]), median(&cpu[k + 1]));
+        println!("| {build} | {r:.0} | {:.3} | {c:.1} | {:.3} | +{:.1} |", r / b, bc / c, l.added(&base_l)[0]);
+    }
+}
 
 /// `--auth`: the per-request cost of each kind of credential check.
 fn auth(backend: u16, samples: usize) {
@@ -367,6 +416,18 @@ fn throughput(port: u16, req: &[u8], seconds: u64, conns: Conns) -> f64 {
             })
         }
     }
+}
+
+/// Requests per second from 4 clients on keep-alive connections to `envoy`
+/// for `seconds`, and Envoy's CPU time per request (us). The CPU figure is
+/// what one worker's saturated throughput is the inverse of, whatever the
+/// clients and the backend, which share these cores, take of them.
+fn throughput_cpu(envoy: &Envoy, req: &[u8], seconds: u64) -> (f64, f64) {
+    let cpu = envoy.cpu_secs();
+    let t = Instant::now();
+    let rps = throughput(envoy.port, req, seconds, Conns::KeepAlive);
+    let n = rps * t.elapsed().as_secs_f64();
+    (rps, (envoy.cpu_secs() - cpu) * 1e6 / n)
 }
 
 /// Runs a client made by `make` on each of 4 threads for `seconds`;
