@@ -144,7 +144,8 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
-    let router: Value = serde_json::from_str(values.need("FILTER_CONFIG_ROUTER")?).unwrap_or_default();
+    let mut router: Value = serde_json::from_str(values.need("FILTER_CONFIG_ROUTER")?).unwrap_or_default();
+    router_health_paths(&mut router, values.need("FILTER_CONFIG_HEALTH")?)?;
     let tokens = input.generated.api_tokens.clone().unwrap_or_default();
     values.set("FILTER_CONFIG_ROUTER", with_token_digests(&router, &tokens, &[]).to_string());
     let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
@@ -262,6 +263,28 @@ fn add_response_config(base: &str, kubo_image: &str, max_upload: &str) -> Result
         max_upload.parse().map_err(|_| Error::Usage("MAX_UPLOAD_BYTES must be a number of bytes (0: no limit)".into()))?;
     cfg.entry("max_upload_bytes").or_insert_with(|| limit.into());
     Ok(Value::Object(cfg))
+}
+
+/// The router marks `health` the paths the health filter answers: one fact, kept in the
+/// health filter's `paths`. A router configuration that names other paths is an error (the
+/// health route would not match what the router sends to it).
+fn router_health_paths(router: &mut Value, health: &str) -> Result<(), Error> {
+    let paths = edge_logic::health::HealthConfig::from_json(health.as_bytes())
+        .map_err(|e| Error::Usage(format!("FILTER_CONFIG_HEALTH: {e}")))?
+        .paths;
+    let Some(cfg) = router.as_object_mut() else { return Ok(()) };
+    match cfg.get("health_paths") {
+        None => {
+            cfg.insert("health_paths".into(), paths.into());
+            Ok(())
+        }
+        Some(given) if *given == Value::from(paths.clone()) => Ok(()),
+        Some(given) => Err(Error::Usage(format!(
+            "FILTER_CONFIG_ROUTER's health_paths {given} differ from the paths the health filter answers \
+             (FILTER_CONFIG_HEALTH's paths, {}): set the paths there only",
+            Value::from(paths)
+        ))),
+    }
 }
 
 /// The health route's matches, unmarked and marked `health`: one Exact path per path the
@@ -657,6 +680,22 @@ pub mod tests {
         assert_eq!(unmarked, serde_json::json!([{"path": {"type": "Exact", "value": "/"}}, {"path": {"type": "Exact", "value": "/healthz"}}]));
         assert_eq!(marked[1]["headers"][0]["value"], "health");
         assert!(health_matches(r#"{"paths": []}"#).is_err());
+    }
+
+    #[test]
+    fn the_router_marks_health_where_the_health_filter_answers() {
+        let health = r#"{"paths": ["/", "/healthz"]}"#;
+        let mut router = serde_json::json!({"preset": "read-only"});
+        router_health_paths(&mut router, health).unwrap();
+        assert_eq!(router["health_paths"], serde_json::json!(["/", "/healthz"]));
+        // Given and the same: kept; given and different: refused, naming both.
+        router_health_paths(&mut router, health).unwrap();
+        let mut other = serde_json::json!({"health_paths": ["/"]});
+        let e = router_health_paths(&mut other, health).unwrap_err().to_string();
+        assert!(e.contains("health_paths") && e.contains("/healthz"), "{e}");
+        // The defaults agree, so envoy.yaml's filters (both default) mark and answer alike.
+        let (h, r) = (edge_logic::health::HealthConfig::from_json(b"{}").unwrap(), edge_logic::router::Policy::from_json(b"{}").unwrap());
+        assert_eq!(h.paths, r.health_paths);
         // Rendered into the route.
         let objs = sample(Mesh::EnvoyGateway, 1);
         let rules = find(&objs, "HTTPRoute", "ipfs-cluster-health")["spec"]["rules"].clone();
@@ -713,6 +752,8 @@ pub mod tests {
             let token = &g.api_tokens.as_ref().unwrap()[crate::identity::ADMIN_TOKEN];
             let mut expected = router.clone();
             expected["credentials"]["bearer_tokens"] = serde_json::json!([edge_logic::router::bearer_digest(token)]);
+            // And the paths the health filter answers (its default).
+            expected["health_paths"] = serde_json::json!(["/"]);
             assert_eq!(cfg, expected, "{}", mesh.as_str());
             let secret = find(&objs, "Secret", "ipfs-cluster-api-tokens");
             assert_eq!(secret["data"]["admin"], base64::engine::general_purpose::STANDARD.encode(token));

@@ -55,24 +55,8 @@ fn mirror(dst: &Path, src: &Path) -> Result<(), String> {
 /// Enters the namespaces and the new root. Must run before any thread is started
 /// (unshare of a user namespace needs a single-threaded process).
 pub fn enter() -> Result<(), String> {
-    let root = unsafe { libc::geteuid() } == 0;
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
-    let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS;
-    if !root {
-        // Without root, a user namespace gives the capabilities for the other two.
-        flags |= libc::CLONE_NEWUSER;
-    }
-    if unsafe { libc::unshare(flags) } != 0 {
-        return Err(format!("unshare(net, mount): {}", std::io::Error::last_os_error()));
-    }
-    if !root {
-        let _ = std::fs::write("/proc/self/setgroups", "deny");
-        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| format!("uid_map: {e}"))?;
-        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| format!("gid_map: {e}"))?;
-    }
-    // Mounts made here must not propagate back to the machine.
-    mount(Path::new("none"), Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
+    gateway::ns::unshare()?;
     // Named as `scratch` names its directories: a later run removes it once this process
     // is gone (the mounts on it vanish with the namespace).
     let new = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deployer").join(format!("root-{}", std::process::id()));

@@ -88,12 +88,8 @@ impl Context for HealthRoot {
 
 impl RootContext for HealthRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match host::plugin_configuration() {
-            Ok(b) => b,
-            Err(e) => {
-                host::log(LogLevel::Error, &format!("cannot read plugin configuration: host status {e}"));
-                return false;
-            }
+        let Some(bytes) = host::configuration() else {
+            return false;
         };
         let config = match HealthConfig::from_json(&bytes) {
             Ok(c) => c,
@@ -104,10 +100,7 @@ impl RootContext for HealthRoot {
         };
         let names = counted::stat_names(config.active.as_ref());
         let gauges = counted::gauges(config.active.as_ref());
-        let (m, failed) = Metrics::define(names.iter().zip(&gauges).map(|(n, g)| (n.as_str(), *g)));
-        if let Some((name, e)) = failed {
-            host::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
-        }
+        let m = Metrics::define(names.iter().zip(&gauges).map(|(n, g)| (n.as_str(), *g)));
         // Not checked yet: unhealthy, as the answer says.
         for (i, g) in gauges.iter().enumerate() {
             if *g {

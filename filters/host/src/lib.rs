@@ -149,6 +149,15 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     }
 }
 
+/// The plugin configuration as `on_configure` wants it: `None` once the
+/// reason it cannot be read is logged (the filter then refuses the
+/// configuration, and Envoy keeps the one it had).
+pub fn configuration() -> Option<Vec<u8>> {
+    plugin_configuration()
+        .map_err(|e| log(LogLevel::Error, &format!("cannot read plugin configuration: host status {e}")))
+        .ok()
+}
+
 /// Replaces `[start, start+size)` of a buffer (Envoy: start 0 and a size
 /// covering the buffer replaces all of it).
 pub fn set_buffer(t: BufferType, start: usize, size: usize, value: &[u8]) -> Result<(), HostError> {

@@ -2,6 +2,7 @@
 //! a filter is configured), then counted by id.
 
 use crate::HostError;
+use proxy_wasm::types::LogLevel;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -22,10 +23,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Defines every series (`true`: a gauge). Returns the ids and the
-    /// first failure, for the log: a metric the host refuses must not stop
-    /// the filter.
-    pub fn define<'a>(series: impl IntoIterator<Item = (&'a str, bool)>) -> (Metrics, Option<(String, HostError)>) {
+    /// Defines every series (`true`: a gauge), logging the first the host
+    /// refuses: a metric must not stop the filter.
+    pub fn define<'a>(series: impl IntoIterator<Item = (&'a str, bool)>) -> Metrics {
         let mut failed = None;
         let ids = series
             .into_iter()
@@ -41,7 +41,10 @@ impl Metrics {
                 }
             })
             .collect();
-        (Metrics { ids }, failed)
+        if let Some((name, e)) = failed {
+            crate::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
+        }
+        Metrics { ids }
     }
 
     /// Adds one to counter `i` (nothing to do when it is not defined; the

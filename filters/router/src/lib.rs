@@ -37,19 +37,12 @@ impl Context for RouterRoot {}
 
 impl RootContext for RouterRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match host::plugin_configuration() {
-            Ok(b) => b,
-            Err(e) => {
-                host::log(LogLevel::Error, &format!("cannot read plugin configuration: host status {e}"));
-                return false;
-            }
+        let Some(bytes) = host::configuration() else {
+            return false;
         };
         if self.metrics.is_none() {
             let names = metrics::fixed_stat_names(metrics::router::FAMILIES);
-            let (m, failed) = Metrics::define(names.iter().map(|n| (n.as_str(), false)));
-            if let Some((name, e)) = failed {
-                host::log(LogLevel::Warn, &format!("cannot define metric {name}: host status {e}"));
-            }
+            let m = Metrics::define(names.iter().map(|n| (n.as_str(), false)));
             self.metrics = Some(Rc::new(m));
         }
         match Policy::from_json(&bytes) {

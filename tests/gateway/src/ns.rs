@@ -16,6 +16,27 @@ use std::path::PathBuf;
 /// namespace needs a single-threaded process). Returns the hosts file that `/etc/hosts`
 /// now is, for [`add_host`].
 pub fn enter() -> Result<PathBuf, String> {
+    unshare()?;
+    let hosts = std::env::temp_dir().join(format!("edge-gateway-hosts-{}", std::process::id()));
+    let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if !text.ends_with('\n') && !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str("127.0.0.1 localhost\n");
+    std::fs::write(&hosts, text).map_err(|e| format!("{}: {e}", hosts.display()))?;
+    let src = std::ffi::CString::new(hosts.to_str().unwrap()).unwrap();
+    let dst = c"/etc/hosts";
+    if unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+        return Err(format!("bind {} on /etc/hosts: {}", hosts.display(), std::io::Error::last_os_error()));
+    }
+    loopback_up()?;
+    Ok(hosts)
+}
+
+/// Leaves the machine's network and mount namespaces for new ones (with a user
+/// namespace when not root), and makes every mount private to them, so that
+/// nothing mounted afterwards is seen outside. Single-threaded callers only.
+pub fn unshare() -> Result<(), String> {
     let root = unsafe { libc::geteuid() } == 0;
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut flags = libc::CLONE_NEWNET | libc::CLONE_NEWNS;
@@ -37,20 +58,7 @@ pub fn enter() -> Result<PathBuf, String> {
     if unsafe { libc::mount(none.as_ptr(), slash.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) } != 0 {
         return Err(format!("make / private: {}", std::io::Error::last_os_error()));
     }
-    let hosts = std::env::temp_dir().join(format!("edge-gateway-hosts-{}", std::process::id()));
-    let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    if !text.ends_with('\n') && !text.is_empty() {
-        text.push('\n');
-    }
-    text.push_str("127.0.0.1 localhost\n");
-    std::fs::write(&hosts, text).map_err(|e| format!("{}: {e}", hosts.display()))?;
-    let src = std::ffi::CString::new(hosts.to_str().unwrap()).unwrap();
-    let dst = c"/etc/hosts";
-    if unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
-        return Err(format!("bind {} on /etc/hosts: {}", hosts.display(), std::io::Error::last_os_error()));
-    }
-    loopback_up()?;
-    Ok(hosts)
+    Ok(())
 }
 
 /// Resolves `name` to `ip` inside the namespace (the bind-mounted file is ours).

@@ -698,8 +698,8 @@ const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
     (
         "wasm:router configuration",
         r#"{"preset": "read-only"}"#,
-        r#"{"credentials":{"bearer_tokens":["sha256:<digest>"]}}"#,
-        "the render's FILTER_CONFIG_ROUTER (envoy.yaml spells the default out) with the admin API token's digest, never the token (a new token each render: any digest)",
+        r#"{"credentials":{"bearer_tokens":["sha256:<digest>"]},"health_paths":["/"]}"#,
+        "the render's FILTER_CONFIG_ROUTER (envoy.yaml spells the default out) with the admin API token's digest, never the token (a new token each render: any digest), and the health filter's paths",
     ),
     ("wasm:add_response configuration", "{}", r#"{"max_upload_bytes":10737418240,"server":"kubo/0.42.0"}"#, "the deployer adds server and max_upload_bytes from values.env"),
     ("http filters but Wasm", "router.v3.Router", "local_ratelimit.v3.LocalRateLimit -> router.v3.Router", "the rate limit (BackendTrafficPolicy) runs after the Wasm filters; envoy.yaml has none"),
