@@ -146,6 +146,15 @@ pub struct Settings {
     /// Config file only: the router filter's configuration as an object.
     #[arg(skip)]
     pub router: Option<Value>,
+    /// The health filter's configuration, a JSON file (paths, who is answered, active
+    /// mode: filters/health/README.md), checked with the filter's own rules. Active mode
+    /// without `checks` gets the default checks aimed at Envoy Gateway's clusters. In the
+    /// config file also as `health:`. Unset: values.env's (passive, on `/`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub health_config: Option<PathBuf>,
+    /// Config file only: the health filter's configuration as an object.
+    #[arg(skip)]
+    pub health: Option<Value>,
 }
 
 impl Settings {
@@ -222,29 +231,35 @@ impl Settings {
             port_swarm: port_like(&d, "PORT_SWARM")?,
             port_cluster_rest: port_like(&d, "PORT_CLUSTER_REST")?,
             port_kubo_rpc: port_like(&d, "PORT_KUBO_RPC")?,
-            router: self.router_json()?,
+            router: json_setting(&self.router_config, &self.router, "--router-config", check_router)?,
+            health: json_setting(&self.health_config, &self.health, "--health-config", check_health)?,
         };
         plan.check()?;
         Ok(plan)
     }
 }
 
-impl Settings {
-    /// The router configuration given (file path over inline object), checked.
-    fn router_json(&self) -> Result<Option<Value>, Error> {
-        let v = match (&self.router_config, &self.router) {
-            (Some(path), _) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Usage(format!("cannot read --router-config {}: {e}", path.display())))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::Usage(format!("--router-config {}: not JSON: {e}", path.display())))?
-            }
-            (None, Some(v)) => v.clone(),
-            (None, None) => return Ok(None),
-        };
-        check_router(&v).map_err(Error::Usage)?;
-        Ok(Some(v))
+/// A filter configuration given as a file (`flag`) or inline in the config file (the
+/// file wins), checked by `check`.
+fn json_setting(file: &Option<PathBuf>, inline: &Option<Value>, flag: &str, check: fn(&Value) -> Result<(), String>) -> Result<Option<Value>, Error> {
+    let v = match (file, inline) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("cannot read {flag} {}: {e}", path.display())))?;
+            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{flag} {}: not JSON: {e}", path.display())))?
+        }
+        (None, Some(v)) => v.clone(),
+        (None, None) => return Ok(None),
+    };
+    check(&v).map_err(Error::Usage)?;
+    Ok(Some(v))
+}
+
+/// The health configuration checked as the filter checks it when Envoy loads it.
+pub fn check_health(v: &Value) -> Result<(), String> {
+    if !v.is_object() {
+        return Err("the health configuration must be a JSON object".into());
     }
+    edge_logic::health::HealthConfig::from_json(v.to_string().as_bytes()).map(|_| ())
 }
 
 /// The router configuration checked as the filter checks it when Envoy loads it (an
@@ -296,6 +311,8 @@ pub struct Plan {
     /// The router filter's configuration; `None` until given or read back from the cluster
     /// (`keep_router`), then values.env's.
     pub router: Option<Value>,
+    /// The health filter's configuration; `None`: values.env's.
+    pub health: Option<Value>,
 }
 
 impl Plan {

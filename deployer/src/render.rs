@@ -106,6 +106,9 @@ fn template_values(p: &Plan) -> Values {
     if let Some(router) = &p.router {
         v.set("FILTER_CONFIG_ROUTER", router.to_string());
     }
+    if let Some(health) = &p.health {
+        v.set("FILTER_CONFIG_HEALTH", health.to_string());
+    }
     v
 }
 
@@ -187,7 +190,58 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
             }
         }
     }
+    active_health_checks(&mut out, input.plan.mesh, &values)?;
     Ok(out)
+}
+
+/// Active health mode without `checks` runs the filter's default checks, which name
+/// manifests/envoy/envoy.yaml's clusters. Envoy Gateway names its clusters after the route
+/// rules (`httproute/<namespace>/<route>/rule/<index>`), so the deployer writes the same
+/// checks with the cluster of the rule each backend's mark selects, and a host name for
+/// authority (the API Service's). Istio names its clusters otherwise: there `checks` must be
+/// given.
+fn active_health_checks(objects: &mut [Object], mesh: Mesh, values: &Values) -> Result<(), Error> {
+    let cfg: Value = serde_json::from_str(values.need("FILTER_CONFIG_HEALTH")?).unwrap_or_default();
+    if !cfg["active"].is_object() || cfg["active"].get("checks").is_some() {
+        return Ok(());
+    }
+    if mesh == Mesh::Istio {
+        return Err(Error::Usage(
+            "the health configuration: active mode with Istio needs `active.checks` naming Istio's clusters \
+             (`outbound|<port>||<service host>`); the default checks name the static Envoy file's"
+                .into(),
+        ));
+    }
+    let cluster_of = |mark: &str| -> Option<String> {
+        objects.iter().filter(|o| o.kind() == "HTTPRoute").find_map(|r| {
+            let rules = r.value["spec"]["rules"].as_array()?;
+            let i = rules.iter().position(|rule| {
+                rule["matches"].as_array().into_iter().flatten().any(|m| {
+                    m["headers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|h| h["name"] == edge_logic::backend::BACKEND_HEADER && h["value"] == mark)
+                })
+            })?;
+            Some(format!("httproute/{}/{}/rule/{i}", r.value["metadata"]["namespace"].as_str().unwrap_or_default(), r.name()))
+        })
+    };
+    let authority = format!("{}-api.{}.svc.{}", values.need("NAME")?, values.need("NAMESPACE")?, values.need("CLUSTER_DOMAIN")?);
+    let mut checks = Vec::new();
+    for c in edge_logic::health::default_checks() {
+        let mark = edge_logic::health::default_check_backend(&c.name).map(|b| b.header_value());
+        let cluster = mark
+            .and_then(cluster_of)
+            .ok_or_else(|| Error::Usage(format!("no rendered route rule for the health check {:?}: give `active.checks`", c.name)))?;
+        checks.push(serde_json::json!({"name": c.name, "cluster": cluster, "authority": authority, "method": c.method, "path": c.path}));
+    }
+    for o in objects.iter_mut().filter(|o| o.kind() == "EnvoyExtensionPolicy") {
+        for w in o.value["spec"]["wasm"].as_array_mut().into_iter().flatten().filter(|w| w["name"] == "health") {
+            w["config"]["active"]["checks"] = Value::Array(checks.clone());
+        }
+    }
+    Ok(())
 }
 
 /// The router configuration with the deployer's API tokens: the digest (`sha256:<hex>`) of
@@ -728,6 +782,46 @@ pub mod tests {
         let cfg = add_response_config(r#"{"max_line_bytes":1024,"server":"x"}"#, "ipfs/kubo:v0.41.1", "5").unwrap();
         assert_eq!(cfg, serde_json::json!({"max_line_bytes": 1024, "server": "x", "max_upload_bytes": 5}));
         assert!(add_response_config("[]", "k", "5").is_err());
+    }
+
+    #[test]
+    fn active_health_checks_aim_at_envoy_gateways_clusters() {
+        let render_with = |health: Value, mesh: Mesh| {
+            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
+            plan.health = Some(health);
+            let mut g = Generated::default();
+            g.ensure(1);
+            render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() })
+        };
+        let objs = render_with(serde_json::json!({"active": {}}), Mesh::EnvoyGateway).unwrap();
+        let configs: Vec<Value> = eg_wasm(&objs, Some("health")).iter().map(|w| w["config"].clone()).collect();
+        assert_eq!(configs.len(), 2, "the health policies of both listeners");
+        let checks = configs[0]["active"]["checks"].as_array().unwrap().clone();
+        assert!(configs.iter().all(|c| c["active"]["checks"].as_array() == Some(&checks)));
+        // Each default check, on the cluster of the rule its backend's mark selects.
+        let rule_of = |route: &str, mark: &str| -> String {
+            let r = find(&objs, "HTTPRoute", route);
+            let i = r["spec"]["rules"].as_array().unwrap().iter().position(|rule| rule.to_string().contains(&format!("\"value\":\"{mark}\""))).unwrap();
+            format!("httproute/ipfs-cluster/{route}/rule/{i}")
+        };
+        let got: Vec<(&str, &str, &str)> =
+            checks.iter().map(|c| (c["name"].as_str().unwrap(), c["cluster"].as_str().unwrap(), c["path"].as_str().unwrap())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cluster_rest", rule_of("ipfs-cluster-rest", "rest").as_str(), "/health"),
+                ("kubo_rpc", rule_of("ipfs-cluster-rpc", "kubo").as_str(), "/api/v0/version"),
+                ("gateway", rule_of("ipfs-cluster-gateway", "gateway").as_str(), "/ipfs/bafkqaaa"),
+            ]
+        );
+        assert!(checks.iter().all(|c| c["authority"] == "ipfs-cluster-api.ipfs-cluster.svc.cluster.local"));
+        // Checks given are the user's; Istio cannot be guessed for.
+        let given = serde_json::json!({"active": {"checks": [{"cluster": "c", "path": "/"}]}});
+        let objs = render_with(given.clone(), Mesh::EnvoyGateway).unwrap();
+        assert_eq!(eg_wasm(&objs, Some("health"))[0]["config"], given);
+        let e = render_with(serde_json::json!({"active": {}}), Mesh::Istio).unwrap_err().to_string();
+        assert!(e.contains("active.checks"), "{e}");
+        assert!(render_with(given, Mesh::Istio).is_ok());
     }
 
     #[test]

@@ -188,3 +188,15 @@ fn readme_worked_example() {
     t.record(0, Ok(()));
     assert_eq!(t.answer().0, 200);
 }
+
+#[test]
+fn every_default_check_names_the_backend_it_looks_at() {
+    // A proxy whose clusters are named otherwise (Envoy Gateway) finds each check's
+    // cluster through its backend: a default check without one would be left pointing
+    // at a cluster that does not exist there.
+    let checks = edge_logic::health::default_checks();
+    let backends: Vec<_> = checks.iter().map(|c| edge_logic::health::default_check_backend(&c.name)).collect();
+    assert!(backends.iter().all(Option::is_some), "{checks:?}");
+    let distinct: std::collections::BTreeSet<&str> = backends.iter().flatten().map(|b| b.header_value()).collect();
+    assert_eq!(distinct.len(), checks.len(), "one backend per check");
+}

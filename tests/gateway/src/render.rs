@@ -49,9 +49,15 @@ fn deployer() -> PathBuf {
 
 /// Every object of `deployer render --domain DOMAIN --out DIR`, in the deployer's order.
 pub fn render(domain: &str, dir: &Path) -> Vec<Value> {
+    render_with(domain, dir, &[])
+}
+
+/// The same with more of `deployer render`'s options.
+pub fn render_with(domain: &str, dir: &Path, args: &[&std::ffi::OsStr]) -> Vec<Value> {
     let out = Command::new(deployer())
         .args(["render", "--domain", domain, "--out"])
         .arg(dir)
+        .args(args)
         .arg("--filters-dir")
         .arg(e2e::wasm_dir())
         .current_dir(e2e::repo_root())

@@ -117,8 +117,8 @@ enum Variant {
     Daemons,
     /// The health filter in passive mode on more paths ([`health::PASSIVE`]).
     HealthPassive,
-    /// The health filter in active mode ([`health::active`]), its checks naming the clusters
-    /// Envoy Gateway generates ([`generated_health_checks`]).
+    /// The health filter in active mode ([`health::active`]) as the deployer renders it,
+    /// its checks naming the clusters Envoy Gateway generates ([`deployer_active_health`]).
     HealthActive,
     /// Without the API routes' rate limit (tested on its own), so the whole hostile corpus
     /// reaches the router and not a 429.
@@ -134,38 +134,33 @@ fn health_config(v: Variant) -> Option<Value> {
             p["spec"]["wasm"].as_array().unwrap().iter().find(|x| x["name"] == "health").map(|x| x["config"].clone())
         }
         Variant::HealthPassive => Some(serde_json::from_str(health::PASSIVE).unwrap()),
-        Variant::HealthActive => Some(serde_json::from_str(&health::active(Some(generated_health_checks()))).unwrap()),
+        Variant::HealthActive => Some(deployer_active_health()),
         _ => None,
     }
 }
 
-/// The health filter's default checks (the backends of its README), each sent to the cluster
-/// Envoy Gateway generates for the rule that the router's mark picks: Envoy Gateway names a
-/// rule's cluster `httproute/<namespace>/<route>/rule/<index>`. The default checks name
-/// manifests/envoy/envoy.yaml's clusters (`cluster_rest`, `kubo_rpc`, `gateway`), which the
-/// generated configuration does not have. `authority` is the API Service's name, as a
-/// check's `Host` on a cluster.
-fn generated_health_checks() -> Value {
-    let w = world();
-    let cluster = |mark: &str| -> String {
-        for r in w.rendered.iter().filter(|o| render::kind(o) == "HTTPRoute") {
-            for (i, rule) in r["spec"]["rules"].as_array().into_iter().flatten().enumerate() {
-                let marked = rule["matches"].as_array().into_iter().flatten().any(|m| {
-                    m["headers"].as_array().into_iter().flatten().any(|h| h["name"] == "x-ipfs-edge-backend" && h["value"] == mark)
-                });
-                if marked {
-                    return format!("httproute/{}/{}/rule/{i}", w.namespace, render::name(r));
-                }
-            }
-        }
-        panic!("no rendered rule for the mark {mark}")
-    };
-    let authority = format!("{}-api.{}.svc.{}", w.name, w.namespace, render::value("CLUSTER_DOMAIN"));
-    serde_json::json!([
-        {"name": "cluster_rest", "cluster": cluster("rest"), "authority": authority, "path": "/health"},
-        {"name": "kubo_rpc", "cluster": cluster("kubo"), "authority": authority, "method": "POST", "path": "/api/v0/version"},
-        {"name": "gateway", "cluster": cluster("gateway"), "authority": authority, "method": "HEAD", "path": "/ipfs/bafkqaaa"},
-    ])
+/// The health configuration `deployer render --health-config` writes for active mode given
+/// without `checks`: the deployer aims the filter's default checks (the backends of its
+/// README) at the clusters Envoy Gateway generates, `httproute/<namespace>/<route>/rule/<i>`
+/// of the rule each backend's mark selects (the defaults name manifests/envoy/envoy.yaml's
+/// clusters, which the generated configuration does not have).
+fn deployer_active_health() -> Value {
+    let dir = std::env::temp_dir().join(format!("edge-gateway-render-active-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("health.json");
+    std::fs::write(&file, health::active(None)).unwrap();
+    let out = dir.join("rendered");
+    let objs = render::render_with(DOMAIN, &out, &["--health-config".as_ref(), file.as_os_str()]);
+    let policy = objs.iter().find(|o| render::kind(o) == "EnvoyExtensionPolicy" && render::name(o) == format!("{}-health", world().name));
+    let cfg = policy.and_then(|p| p["spec"]["wasm"].as_array()?.iter().find(|x| x["name"] == "health").map(|x| x["config"].clone()));
+    let cfg = cfg.expect("the health policy's health filter in the render");
+    let checks = cfg["active"]["checks"].as_array().cloned().unwrap_or_default();
+    assert!(
+        checks.len() == 3 && checks.iter().all(|c| c["cluster"].as_str().is_some_and(|n| n.starts_with("httproute/"))),
+        "the deployer's active checks: {checks:?}"
+    );
+    cfg
 }
 
 fn objects_for(v: Variant) -> Vec<Value> {

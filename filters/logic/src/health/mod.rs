@@ -130,7 +130,9 @@ impl Default for HealthConfig {
     }
 }
 
-fn default_checks() -> Vec<Check> {
+/// The checks active mode runs when none are configured, named after
+/// manifests/envoy/envoy.yaml's clusters.
+pub fn default_checks() -> Vec<Check> {
     let c = |name: &str, method: &str, path: &str| Check {
         name: name.into(),
         cluster: name.into(),
@@ -148,6 +150,18 @@ fn default_checks() -> Vec<Check> {
         // CID itself, so this checks the gateway, not the network.
         c("gateway", "HEAD", "/ipfs/bafkqaaa"),
     ]
+}
+
+/// The backend a default check looks at (by its name): where a configuration
+/// generated for another proxy (Envoy Gateway) finds the cluster of each.
+pub fn default_check_backend(name: &str) -> Option<crate::backend::Backend> {
+    use crate::backend::Backend;
+    match name {
+        "cluster_rest" => Some(Backend::Rest),
+        "kubo_rpc" => Some(Backend::Kubo),
+        "gateway" => Some(Backend::Gateway),
+        _ => None,
+    }
 }
 
 fn err_at(path: &str, msg: impl std::fmt::Display) -> String {
