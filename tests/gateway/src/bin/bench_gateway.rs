@@ -160,13 +160,13 @@ fn main() {
     println!("| gateway `GET /ipfs/...` per second at saturation (TLS, {CLIENTS} keep-alive connections) | {rb:.0} | {ra:.0} (router) | {:.3} | >= 0.90 |", ra / rb);
     let (cb, ca_) = (med(1, |f| f.cpu_us), med(0, |f| f.cpu_us));
     println!(
-        "| Envoy CPU per gateway read (us) | {cb:.1} | {ca_:.1} (router) | {:.3} (baseline / rendered), +{:.1} us | >= 0.90 |",
+        "| Envoy CPU per gateway read (us) | {cb:.1} | {ca_:.1} (router) | {:.3} (baseline / rendered), {:+.1} us | >= 0.90 |",
         cb / ca_,
         ca_ - cb
     );
     for (name, sel, goal) in [("p50", (|f: &Figures| f.p50) as fn(&Figures) -> f64, "<= 25 us"), ("p99", |f: &Figures| f.p99, "<= 40 us")] {
         println!(
-            "| gateway `GET /ipfs/...` latency {name} (us; TLS, one connection, one request at a time) | {:.1} | {:.1} | +{:.1} us (median over rounds of the round's difference) | {goal} |",
+            "| gateway `GET /ipfs/...` latency {name} (us; TLS, one connection, one request at a time) | {:.1} | {:.1} | {:+.1} us (median over rounds of the round's difference) | {goal} |",
             med(1, sel),
             med(0, sel),
             diff(sel)
