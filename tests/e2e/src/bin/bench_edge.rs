@@ -41,13 +41,14 @@
 //! 2000) per side, turns of 100.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::envoy::{Envoy, Patch};
+use e2e::ok_backend::read_head;
 
 const CONFIG: &str = "manifests/envoy/envoy.yaml";
 
@@ -61,7 +62,7 @@ fn main() {
     let seconds = arg(&args, "--seconds", 3);
     let samples = arg(&args, "--requests", 30_000) as usize;
     let block = arg(&args, "--block", 1000).max(1) as usize;
-    let backend = spawn_backend();
+    let backend = e2e::ok_backend::spawn();
     if args.iter().any(|a| a == "--auth") {
         return auth(backend, arg(&args, "--requests", 2000) as usize);
     }
@@ -490,56 +491,4 @@ impl Conn {
         self.r.read_exact(&mut body).expect("body");
         (status, body)
     }
-}
-
-/// Reads a message head: its first line and its Content-Length (0 when
-/// absent). `None` at the end of the connection.
-fn read_head(r: &mut impl BufRead) -> Option<(String, usize)> {
-    let mut first = String::new();
-    if r.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut len = 0usize;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            return Some((first, len));
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-}
-
-/// A keep-alive backend answering every request `200 ok`.
-fn spawn_backend() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let _ = s.set_nodelay(true);
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                loop {
-                    let Some((_, len)) = read_head(&mut r) else { return };
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n").is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
