@@ -752,6 +752,43 @@ fn static_file_routes_and_filters_as_generated() -> Result<(), Failed> {
     })
 }
 
+/// The router is in three EnvoyExtensionPolicies (one per set of routes), so Envoy Gateway
+/// generates three router filters on the HTTPS listener. They must run the same module (code,
+/// SHA-256, runtime). Envoy shares a VM between filters of the same `vm_config`, but Envoy
+/// Gateway v1.9.0 names each policy's VM apart (`vm_id` `/<namespace>/<policy>/wasm/<index>`,
+/// and an EnvoyExtensionPolicy has no field to set it): the router runs in three VMs per
+/// worker, one per policy, each request in one of them. This trial shows both, and fails
+/// when Envoy Gateway starts sharing them (the README's cost note is then out of date).
+fn generated_router_filters_run_one_module_in_a_vm_per_policy() -> Result<(), Failed> {
+    let eg = gateway(Variant::Rendered);
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(filters)) = m.get("http_filters") {
+                    out.extend(filters.iter().filter(|f| f["typed_config"]["config"]["root_id"] == "router"));
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let dump = eg.config_dump();
+    let mut routers = Vec::new();
+    walk(&dump, &mut routers);
+    let vms: Vec<Value> = routers.iter().map(|f| f["typed_config"]["config"]["vm_config"].clone()).collect();
+    let ids: Vec<String> = vms.iter().map(|v| v["vm_id"].as_str().unwrap_or_default().to_string()).collect();
+    eprintln!("router filters generated: {}, vm_ids {ids:?}", vms.len());
+    check(vms.len() == 3, || format!("{} router filters in the dump, not one per policy", vms.len()))?;
+    let module = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().map(|m| m.remove("vm_id"));
+        v
+    };
+    check(vms.iter().all(|v| module(v) == module(&vms[0])), || format!("the router filters run different modules: {vms:?}"))?;
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    check(distinct.len() == 3, || format!("Envoy Gateway now shares router VMs ({ids:?}): update manifests/kubernetes/README.md's cost note"))
+}
 
 // ---- trailers end to end
 
@@ -912,6 +949,7 @@ fn main() {
         t("rendered_objects_are_accepted_by_envoy_gateway", statuses_accepted),
         t("wasm_is_fetched_from_the_filter_server_and_pinned", wasm_fetched_and_pinned),
         t("static_file_routes_and_filters_as_generated", static_file_routes_and_filters_as_generated),
+        t("generated_router_filters_run_one_module_in_a_vm_per_policy", generated_router_filters_run_one_module_in_a_vm_per_policy),
         t("health_answers_on_root", health_on_root),
         t("router_routes_and_refusals_over_http_1_0_1_1_and_2", routes_and_refusals),
         t("http_redirects_to_https", http_redirects_to_https),
