@@ -61,6 +61,32 @@ fn run_ok(kubeconfig: &Path, ns: &str, args: &[&str]) -> String {
 /// Every object of the namespace (all listable kinds but events) and the cluster-scoped
 /// objects `up` applies, with their resourceVersions.
 async fn snapshot(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    snapshot_by(c, ns, |o| o.metadata.resource_version.clone().unwrap_or_default()).await
+}
+
+/// The same objects, each with what the deployer wrote of it: its uid and the deployer's
+/// managedFields entries (time and fields). Controllers' own writes do not move it.
+async fn deployer_writes(c: &Client, ns: &str) -> BTreeMap<String, String> {
+    snapshot_by(c, ns, |o| {
+        let mine: Vec<String> = o
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|m| m.manager.as_deref() == Some(deployer_manager()))
+            .map(|m| format!("{:?} {:?} {}", m.operation, m.time, serde_json::to_string(&m.fields_v1).unwrap_or_default()))
+            .collect();
+        format!("{} {mine:?}", o.metadata.uid.clone().unwrap_or_default())
+    })
+    .await
+}
+
+/// The field manager of the deployer's server-side applies (deployer/src/k8s/apply.rs).
+fn deployer_manager() -> &'static str {
+    "ipfs-edge-deployer"
+}
+
+async fn snapshot_by(c: &Client, ns: &str, value: impl Fn(&DynamicObject) -> String) -> BTreeMap<String, String> {
     let disc = Discovery::new(c.clone()).run().await.unwrap();
     let mut out = BTreeMap::new();
     for group in disc.groups() {
@@ -81,7 +107,7 @@ async fn snapshot(c: &Client, ns: &str) -> BTreeMap<String, String> {
                     continue;
                 }
                 let key = format!("{}/{}/{}", ar.kind, o.metadata.namespace.clone().unwrap_or_default(), o.metadata.name.clone().unwrap_or_default());
-                out.insert(key, o.metadata.resource_version.unwrap_or_default());
+                out.insert(key, value(&o));
             }
         }
     }
@@ -92,9 +118,20 @@ async fn snapshot(c: &Client, ns: &str) -> BTreeMap<String, String> {
 /// leaves every resourceVersion where it was: the run before it converged.
 async fn rerun_changes_nothing(kubeconfig: &Path, c: &Client, ns: &str) {
     let before = settled(c, ns).await;
+    let written = deployer_writes(c, ns).await;
+    // The manager's name is the deployer's (else this check would see nothing).
+    assert!(written.values().any(|w| w.contains("Apply")), "no object applied by {}", deployer_manager());
     let err = run_ok(kubeconfig, ns, &["up"]);
     assert_eq!(err.matches("(0 changed)").count(), 5, "not converged:\n{err}");
-    assert_eq!(snapshot(c, ns).await, before);
+    let after = snapshot(c, ns).await;
+    // No object made or removed, and none written by the deployer.
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    assert_eq!(deployer_writes(c, ns).await, written, "the rerun wrote");
+    // Every version that moved was moved by a controller on an object it owns (after an
+    // API server restart, the PersistentVolumeClaims' binder resyncs them late), never on
+    // an object the deployer applies.
+    let moved: Vec<&String> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k).collect();
+    assert!(moved.iter().all(|k| k.starts_with("PersistentVolumeClaim/")), "moved during the rerun: {moved:?}");
 }
 
 /// Waits until two snapshots a second apart agree (the controller-manager has settled).
