@@ -56,8 +56,10 @@ fn deployer(ns: &str, args: &[&str]) -> Command {
     c.args(args);
     if args.first() == Some(&"up") {
         // No cert-manager in this binary: the Certificate is never judged, so the wait for
-        // the controllers' verdicts runs to its bound, kept short.
-        c.arg("--bundle").arg(e.bundle.path()).args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "8"]);
+        // the controllers' verdicts runs to its bound. 30 s: Envoy Gateway's first
+        // reconcile after its start has taken over 20 s now and then (seen twice in a row,
+        // cause not found); 8 s made those runs fail with nothing judged.
+        c.arg("--bundle").arg(e.bundle.path()).args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "30"]);
     }
     c
 }
@@ -185,7 +187,7 @@ async fn up_with_controller(c: &Client, ns: &str) {
     // (the Gateway judged: no address yet, as no load balancer has given one), and what no
     // controller judged is named.
     let (err, summary) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    assert!(err.contains("not judged yet: Certificate ipfs-cluster-tls"), "{err}");
+    assert!(err.contains("not judged yet: Certificate ipfs-cluster-tls"), "{err}\nenvoy-gateway's log:\n{}", support::eg::tail(&env().eg.log(), 40));
     assert!(summary.contains("✗ Gateway ipfs-cluster: Programmed False: AddressNotAssigned"), "{summary}");
     assert!(summary.contains("✓ EnvoyExtensionPolicy ipfs-cluster-filters: Accepted"), "{summary}");
     give_gateway_address(c, ns).await;

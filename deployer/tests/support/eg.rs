@@ -16,6 +16,7 @@
 //! waits for; this process is what its pod would run.
 
 use super::{scratch, Scratch};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
@@ -105,7 +106,32 @@ pub async fn start(kubeconfig: &Path, manifest: &Path) -> EnvoyGateway {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("envoy-gateway (Kubernetes provider) ready in {:.1} s", t0.elapsed().as_secs_f64());
+    // Ready is not yet reconciling: the controllers start once this instance holds the
+    // leader election Lease (controller-runtime). Waited for, bounded: a configuration
+    // without leader election has no Lease, and then the tests go on.
+    let leases: Api<Lease> = Api::namespaced(c.clone(), NAMESPACE);
+    let t1 = Instant::now();
+    loop {
+        let held = leases.list(&Default::default()).await.map(|l| {
+            l.items.iter().any(|x| x.spec.as_ref().and_then(|s| s.holder_identity.as_deref()).is_some_and(|h| !h.is_empty()))
+        });
+        if held.unwrap_or(false) {
+            eprintln!("envoy-gateway leads after {:.1} s more", t1.elapsed().as_secs_f64());
+            break;
+        }
+        if t1.elapsed() > Duration::from_secs(60) {
+            eprintln!("envoy-gateway holds no Lease after 60 s; going on:\n{}", tail(&eg.log(), 20));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     eg
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The `envoy-gateway` Secret certgen made, where the pod mounts it.
