@@ -26,7 +26,6 @@
 mod support;
 
 use gateway::eg::EnvoyGateway;
-use gateway::files::FileServer;
 use gateway::render;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
@@ -49,10 +48,6 @@ const PEBBLE: &str = "127.0.0.1:14000";
 const PEBBLE_MANAGEMENT: &str = "127.0.0.1:15000";
 const CHALLTESTSRV_DNS: &str = "127.0.0.1:8053";
 const CHALLTESTSRV_MANAGEMENT: &str = "127.0.0.1:8055";
-/// The filter server's own loopback address (Envoy holds port 80 on every address).
-const FILES_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-/// Envoy Gateway's Wasm cache, as its generated `wasm_cluster` names it.
-const EG_WASM_HOST: &str = "envoy-gateway.envoy-gateway-system.svc.cluster.local";
 const SOLVER_LABEL: &str = "acme.cert-manager.io/http01-solver=true";
 
 fn main() {
@@ -452,15 +447,7 @@ async fn issue() -> Result<(), Failed> {
     let (secrets, _ca) = render::tls_secrets(&objects, &render_dir);
     let mut objects = objects;
     objects.extend(secrets);
-    let mut files_port = None;
-    for (_, url, _) in render::wasm_sources(&rendered) {
-        let host_port = url.strip_prefix("http://").expect("the deployer serves the filters over http").split('/').next().unwrap();
-        let (host, p) = host_port.split_once(':').map_or((host_port, 80), |(h, p)| (h, p.parse().unwrap()));
-        gateway::ns::add_host(host, FILES_IP);
-        files_port = Some(p);
-    }
-    gateway::ns::add_host(EG_WASM_HOST, Ipv4Addr::LOCALHOST);
-    let _files = FileServer::spawn(SocketAddr::from((FILES_IP, files_port.expect("a wasm URL"))), e2e::wasm_dir()).expect("filter server");
+    let _files = gateway::files::serve_rendered(&rendered);
     let t_eg = Instant::now();
     let eg = EnvoyGateway::start(&objects, &[render::port("PORT_HTTP")])?;
     let key_route = format!("{ns}/{solver_name}");

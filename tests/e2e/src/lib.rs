@@ -8,6 +8,7 @@ pub mod envoy;
 pub mod envoy_config;
 pub mod h2;
 pub mod http;
+pub mod load;
 pub mod ok_backend;
 pub mod real;
 pub mod recorder;

@@ -122,3 +122,25 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
         Ok(TcpListener::from_raw_fd(fd))
     }
 }
+
+/// The filter server's own loopback address (Envoy holds port 80 on every address).
+pub const FILES_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+/// Envoy Gateway's Wasm cache, as its generated `wasm_cluster` names it (a Kubernetes
+/// Service name even in standalone mode).
+pub const EG_WASM_HOST: &str = "envoy-gateway.envoy-gateway-system.svc.cluster.local";
+
+/// Serves the filters where the render's Wasm URLs point, inside the namespace
+/// ([`crate::ns`]): each URL's host resolves to [`FILES_IP`] as the cluster's DNS resolves
+/// it, Envoy Gateway's cache host to the loopback, and a server on [`FILES_IP`] and the
+/// URLs' port hands out `e2e::wasm_dir()`.
+pub fn serve_rendered(rendered: &[serde_json::Value]) -> FileServer {
+    let mut files_port = None;
+    for (_, url, _) in crate::render::wasm_sources(rendered) {
+        let host_port = url.strip_prefix("http://").expect("the deployer serves the filters over http").split('/').next().unwrap();
+        let (host, port) = host_port.split_once(':').map_or((host_port, 80), |(h, p)| (h, p.parse().unwrap()));
+        crate::ns::add_host(host, FILES_IP);
+        files_port = Some(port);
+    }
+    crate::ns::add_host(EG_WASM_HOST, std::net::Ipv4Addr::LOCALHOST);
+    FileServer::spawn(SocketAddr::from((FILES_IP, files_port.expect("a wasm URL"))), e2e::wasm_dir()).expect("filter server")
+}

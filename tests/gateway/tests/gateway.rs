@@ -22,11 +22,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// The domain rendered; the end-to-end clients send `Host: edge.test`.
 const DOMAIN: &str = "edge.test";
-/// The filter server's own loopback address (Envoy holds port 80 on every address).
-const FILES_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-/// Envoy Gateway's Wasm cache, as its generated `wasm_cluster` names it (a Kubernetes
-/// Service name even in standalone mode).
-const EG_WASM_HOST: &str = "envoy-gateway.envoy-gateway-system.svc.cluster.local";
 const CID0: &str = "QmZnrPBqsrNg5iuHuFzhWg9bxwHFAcH3ojWFALyURhTotM";
 const CID1: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
 /// The add filter's upload limit in [`Variant::Daemons`]: above every upload of the shared
@@ -83,16 +78,7 @@ fn world() -> &'static World {
         std::fs::write(&ca_file, &ca).unwrap();
         // The domain resolves to the Gateway's listeners, for clients given its URL.
         gateway::ns::add_host(DOMAIN, Ipv4Addr::LOCALHOST);
-        // The rendered URLs' host names resolve here as the cluster's DNS resolves them.
-        let mut files_port = None;
-        for (_, url, _) in render::wasm_sources(&rendered) {
-            let host_port = url.strip_prefix("http://").expect("the deployer serves the filters over http").split('/').next().unwrap();
-            let (host, port) = host_port.split_once(':').map_or((host_port, 80), |(h, p)| (h, p.parse().unwrap()));
-            gateway::ns::add_host(host, FILES_IP);
-            files_port = Some(port);
-        }
-        gateway::ns::add_host(EG_WASM_HOST, Ipv4Addr::LOCALHOST);
-        let files = FileServer::spawn(SocketAddr::from((FILES_IP, files_port.expect("a wasm URL"))), e2e::wasm_dir()).expect("filter server");
+        let files = gateway::files::serve_rendered(&rendered);
         let name = render::value("NAME");
         let namespace = render::value("NAMESPACE");
         World { rendered, objects, backends, files, ca, ca_file, name, namespace }
@@ -451,7 +437,7 @@ fn wasm_fetched_and_pinned() -> Result<(), Failed> {
         got.sort();
         check(!want.is_empty() && got == want, || format!("Wasm filters on the {section} listener {chain:#?}, want its policies' {on:#?}"))?;
         for (n, _, _, uri) in &chain {
-            check(uri.contains(EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
+            check(uri.contains(gateway::files::EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
         }
     }
     Ok(())

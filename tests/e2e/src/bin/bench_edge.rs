@@ -43,8 +43,6 @@
 use std::collections::BTreeSet;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::envoy::{Envoy, Patch};
@@ -434,28 +432,8 @@ fn throughput_cpu(envoy: &Envoy, req: &[u8], seconds: u64) -> (f64, f64) {
 /// Runs a client made by `make` on each of 4 threads for `seconds`;
 /// completed calls per second.
 fn count_for<F: FnMut() + Send + 'static>(seconds: u64, make: impl Fn() -> F) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, count, mut one) = (stop.clone(), count.clone(), make());
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    one();
-                    n += 1;
-                }
-                count.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let (n, secs) = e2e::load::run_for(seconds, (0..4).map(|_| make()).collect());
+    n as f64 / secs
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -44,15 +44,10 @@ use rustls::pki_types::ServerName;
 use serde_json::Value;
 use std::io::{BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "edge.test";
-/// The filter server's own loopback address (Envoy holds port 80 on every address).
-const FILES_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-/// Envoy Gateway's Wasm cache, as its generated `wasm_cluster` names it.
-const EG_WASM_HOST: &str = "envoy-gateway.envoy-gateway-system.svc.cluster.local";
 /// Any valid CID: the router checks it, the backend answers every request alike.
 const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
 /// The router's header (filters/router), which the rendered routes match.
@@ -113,17 +108,8 @@ fn main() {
     let mut objects = render::with_backends(&eg_objects, &|_| Some(backend));
     let (secrets, ca) = render::tls_secrets(&objects, &dir);
     objects.extend(secrets.clone());
-    // The rendered URLs' host names resolve as the cluster's DNS resolves them (as tests/gateway).
-    let mut files_port = None;
-    for (_, url, _) in render::wasm_sources(&rendered) {
-        let host_port = url.strip_prefix("http://").expect("the deployer serves the filters over http").split('/').next().unwrap();
-        let (host, port) = host_port.split_once(':').map_or((host_port, 80), |(h, p)| (h, p.parse().unwrap()));
-        gateway::ns::add_host(host, FILES_IP);
-        files_port = Some(port);
-    }
-    gateway::ns::add_host(EG_WASM_HOST, Ipv4Addr::LOCALHOST);
-    let files_addr = SocketAddr::from((FILES_IP, files_port.expect("a wasm URL")));
-    let _files = FileServer::spawn(files_addr, e2e::wasm_dir()).expect("filter server");
+    let files = gateway::files::serve_rendered(&rendered);
+    let files_addr = files.addr;
 
     let edge_objects = objects.clone();
     let base_objects = without_filters(&objects);
@@ -341,54 +327,30 @@ fn measure(pid: u32, read: &[u8], probe_req: &[u8], https: SocketAddr, http: Soc
 
 /// Requests completed on `conns` (one client thread each) in `seconds`.
 fn count_for(seconds: u64, conns: Vec<TlsConn>, req: &[u8]) -> u64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = conns
+    let clients = conns
         .into_iter()
         .map(|mut c| {
-            let (stop, count, req) = (stop.clone(), count.clone(), req.to_vec());
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    c.send(&req).expect("read at saturation");
-                    n += 1;
-                }
-                count.fetch_add(n, Ordering::Relaxed);
-            })
+            let req = req.to_vec();
+            move || {
+                c.send(&req).expect("read at saturation");
+            }
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    count.load(Ordering::Relaxed)
+    e2e::load::run_for(seconds, clients).0
 }
 
 /// Probes per second from `CLIENTS` threads, each probe on a new plain-text connection.
 fn probes_for(seconds: u64, http: SocketAddr, req: &[u8]) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..CLIENTS)
+    let clients = (0..CLIENTS)
         .map(|_| {
-            let (stop, count, req) = (stop.clone(), count.clone(), req.to_vec());
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    probe(http, &req).expect("probe");
-                    n += 1;
-                }
-                count.fetch_add(n, Ordering::Relaxed);
-            })
+            let req = req.to_vec();
+            move || {
+                probe(http, &req).expect("probe");
+            }
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let (n, secs) = e2e::load::run_for(seconds, clients);
+    n as f64 / secs
 }
 
 /// One probe on a connection of its own: (status line, body).
