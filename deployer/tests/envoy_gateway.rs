@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 const FILES: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// What the test's stand-in for a cloud load balancer controller gives the Envoy Service.
 const LB_IP: &str = "203.0.113.7";
+/// The trials' namespaces.
+const NAMESPACES: [&str; 2] = ["eg-accepts", "eg-broken"];
 
 struct Env {
     server: &'static support::Server,
@@ -36,6 +38,13 @@ fn env() -> &'static Env {
         let bundle = support::bundle();
         let filters = support::filters();
         support::eg::serve_files(SocketAddr::from((FILES, 80)), filters.path().to_path_buf());
+        // Every test namespace's filter server name, before Envoy Gateway starts: Go's
+        // resolver caches /etc/hosts for 5 s, so a name added later can go unresolved by
+        // its Wasm fetches, which then fail, and Envoy Gateway judges nothing for as long
+        // as they retry (the cause of earlier failures with nothing judged).
+        for ns in NAMESPACES {
+            support::ns::add_host(&format!("ipfs-cluster-filters.{ns}.svc.cluster.local"), FILES);
+        }
         let manifest = bundle.path().join("envoy-gateway-v1.9.0.yaml");
         let kubeconfig = server.admin();
         let eg = std::thread::spawn(move || {
@@ -56,9 +65,8 @@ fn deployer(ns: &str, args: &[&str]) -> Command {
     c.args(args);
     if args.first() == Some(&"up") {
         // No cert-manager in this binary: the Certificate is never judged, so the wait for
-        // the controllers' verdicts runs to its bound. 30 s: Envoy Gateway's first
-        // reconcile after its start has taken over 20 s now and then (seen twice in a row,
-        // cause not found); 8 s made those runs fail with nothing judged.
+        // the controllers' verdicts runs to its bound: 30 s, room for Envoy Gateway's Wasm
+        // fetch retries (about 6 s a module) should a fetch fail.
         c.arg("--bundle").arg(e.bundle.path()).args(["--timeout", "90", "--address-timeout", "1", "--controller-timeout", "30"]);
     }
     c
@@ -179,7 +187,7 @@ where
 }
 
 async fn up_with_controller(c: &Client, ns: &str) {
-    support::ns::add_host(&format!("ipfs-cluster-filters.{ns}.svc.cluster.local"), FILES);
+    assert!(NAMESPACES.contains(&ns), "{ns}: not in NAMESPACES, so its filter server name does not resolve");
     tls_secret(c, ns).await;
     let out = run(ns, &["up", "--replicas", "1"]);
     assert!(out.status.success(), "up failed:\n{}", String::from_utf8_lossy(&out.stderr));
