@@ -112,6 +112,8 @@ fn path_matches(m: &Value, path: &str) -> bool {
             let v = value.trim_end_matches('/');
             v.is_empty() || path == v || path.starts_with(&format!("{v}/"))
         }
+        // Envoy's safe_regex route match (RE2): the whole path.
+        "RegularExpression" => regex::Regex::new(&format!("^(?:{value})$")).unwrap().is_match(path),
         other => panic!("path match {other} not modelled"),
     }
 }
@@ -129,9 +131,11 @@ fn match_matches(m: &Value, req: &Req) -> bool {
 /// Gateway API precedence between matches of all routes on one listener (HTTPRoute spec,
 /// `rules`): exact path over prefix, then longer prefix, then method, then more header
 /// matches, then more query matches; on a tie the older route, then namespace/name order.
-/// All routes here share the hostname, so the hostname criteria never decide.
-/// Gateway API's precedence of one match, compared as a tuple: exact, prefix length, method,
-/// header matches, query matches (larger wins).
+/// All routes here share the hostname, so the hostname criteria never decide. A
+/// RegularExpression path's place is the implementation's: Envoy Gateway v1.9.0 puts it
+/// after Exact and before PathPrefix (internal/gatewayapi/sort.go).
+/// Gateway API's precedence of one match, compared as a tuple: path kind (Exact, regex,
+/// prefix), path length, method, header matches, query matches (larger wins).
 type Precedence = (u8, usize, bool, usize, usize);
 
 fn winner(routes: &[&Value], gateway: &str, l: &Listener, req: &Req) -> Option<(String, usize)> {
@@ -146,9 +150,13 @@ fn winner(routes: &[&Value], gateway: &str, l: &Listener, req: &Req) -> Option<(
                 if !match_matches(m, req) {
                     continue;
                 }
-                let exact = m["path"]["type"] == "Exact";
+                let kind = match m["path"]["type"].as_str() {
+                    Some("Exact") => 2,
+                    Some("RegularExpression") => 1,
+                    _ => 0,
+                };
                 let key = (
-                    exact as u8,
+                    kind,
                     m["path"]["value"].as_str().unwrap_or("/").len(),
                     m.get("method").is_some(),
                     arr(&m["headers"]).len(),
@@ -262,9 +270,20 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
         let (redirect, _) = winner(&routes, &gateway, http, &probe).unwrap();
         assert_eq!(wasm_filters_on(&objs, mesh, &gateway, http, &redirect).first().map(String::as_str), Some("health"), "{m}");
 
-        // Port 443: the router on every route of ours, so nothing is routed unclassified.
+        // Port 443: the router on every route of ours, so nothing is routed unclassified, but
+        // the native gateway reads' (Envoy Gateway), which runs none: each of its matches is
+        // a GET or HEAD of the router's native-read rule.
+        let reads = crate::render::native_reads_route("ipfs-cluster");
         for r in of_kind(&objs, "HTTPRoute").into_iter().filter(|r| attaches_to(&r.value, &gateway, &https.name)) {
             let filters = wasm_filters_on(&objs, mesh, &gateway, https, r.name());
+            if r.name() == reads {
+                assert!(filters.is_empty(), "{m}: {} runs {filters:?}", r.display());
+                for m in arr(&r.value["spec"]["rules"]).iter().flat_map(|rule| arr(&rule["matches"])) {
+                    assert_eq!(m["path"]["value"], edge_logic::router::native_read::PATH_REGEX);
+                    assert!(edge_logic::router::native_read::METHODS.contains(&m["method"].as_str().unwrap()));
+                }
+                continue;
+            }
             assert!(filters.iter().any(|f| f == "router"), "{m}: {} runs {filters:?}", r.display());
         }
         // A request runs the filters of the route it starts on, unmarked (a client's mark is
@@ -272,12 +291,17 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
         // a policy's filters per route, so each request pays only for the filters it needs:
         // health first on its path (probes answered there as well), add_response after the
         // router on /api/v0/add; Istio runs every filter of the port on every route.
-        let cases: [(&str, &str, &[&str]); 6] = [
+        // Clean gateway reads run none (the native read route).
+        let cases: [(&str, &str, &[&str]); 10] = [
             ("GET", "/", &["health", "router"]),
             ("POST", "/", &["health", "router"]),
             ("POST", "/api/v0/add", &["router", "add_response"]),
             ("POST", "/api/v0/add/x", &["router"]),
-            ("GET", "/ipfs/bafkqaaa", &["router"]),
+            ("GET", "/ipfs/bafkqaaa", &[]),
+            ("HEAD", "/ipns/example.org/a/b.txt", &[]),
+            ("GET", "/ipfs/bafkqaaa/a%20b", &["router"]),
+            ("GET", "/ipfs/bafkqaaa/../../api/v0/version", &["router"]),
+            ("OPTIONS", "/ipfs/bafkqaaa", &["router"]),
             ("POST", "/api/v0/version", &["router"]),
         ];
         for (method, path, want) in cases {
@@ -350,8 +374,9 @@ fn streaming_routes_have_no_request_timeout_and_a_stuck_stream_is_still_cut() {
             }
         }
         // gateway, proxy, kubo, rest, and proxy and kubo on /api/v0/add (the unmarked rules
-        // have no backend: they refuse).
-        assert_eq!(streaming_rules, 6, "{}", mesh.as_str());
+        // have no backend: they refuse), and with Envoy Gateway the native gateway reads.
+        let native = usize::from(mesh == Mesh::EnvoyGateway);
+        assert_eq!(streaming_rules, 6 + native, "{}", mesh.as_str());
 
         if mesh == Mesh::EnvoyGateway {
             // With `request: 0s` Envoy Gateway also turns the route's idle timeout off unless

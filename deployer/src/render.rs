@@ -191,7 +191,39 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
         }
     }
     active_health_checks(&mut out, input.plan.mesh, &values)?;
+    native_reads(&mut out, &values)?;
     Ok(out)
+}
+
+/// The native read route (envoy-gateway/native-reads.yaml) as the router's policy has it:
+/// left out where the gateway is not public, keeping Authorization where the router forwards
+/// it (`edge_logic::router::native_read`). `up` deletes one left from an earlier run.
+fn native_reads(objects: &mut Vec<Object>, values: &Values) -> Result<(), Error> {
+    let name = native_reads_route(values.need("NAME")?);
+    let policy = edge_logic::router::Policy::from_json(values.need("FILTER_CONFIG_ROUTER")?.as_bytes())
+        .map_err(|e| Error::Usage(format!("FILTER_CONFIG_ROUTER: {e}")))?;
+    let is_it = |o: &Object| o.kind() == "HTTPRoute" && o.name() == name;
+    match edge_logic::router::native_read::native_reads(&policy) {
+        None => objects.retain(|o| !is_it(o)),
+        Some(n) if !n.strip_authorization => {
+            for o in objects.iter_mut().filter(|o| is_it(o)) {
+                for rule in o.value["spec"]["rules"].as_array_mut().into_iter().flatten() {
+                    for f in rule["filters"].as_array_mut().into_iter().flatten() {
+                        if let Some(m) = f["requestHeaderModifier"].as_object_mut() {
+                            m.remove("remove");
+                        }
+                    }
+                }
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// The name of the native read route for deployment `name`.
+pub fn native_reads_route(name: &str) -> String {
+    format!("{name}-reads")
 }
 
 /// Active health mode without `checks` runs the filter's default checks, which name
@@ -860,6 +892,45 @@ pub mod tests {
             assert_eq!(policy.credentials.check(&[ok.as_bytes()]), edge_logic::router::AuthResult::Valid);
             assert_eq!(policy.credentials.check(&[b"Bearer another-token-0123456789"]), edge_logic::router::AuthResult::Invalid);
         }
+    }
+
+    /// The native read route: its matches are the router's rule, and it is there only where
+    /// the router would send every such read to the gateway.
+    #[test]
+    fn gateway_reads_go_natively_only_where_the_gateway_is_public() {
+        use edge_logic::router::native_read::{METHODS, PATH_REGEX};
+        let with = |router: Option<Value>, mesh: Mesh| {
+            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
+            plan.router = router;
+            let mut g = Generated::default();
+            g.ensure(1);
+            let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
+            objs.into_iter().find(|o| o.kind() == "HTTPRoute" && o.name() == native_reads_route("ipfs-cluster")).map(|o| o.value)
+        };
+        let route = with(None, Mesh::EnvoyGateway).expect("the default (read-only) gateway is public");
+        let rule = &route["spec"]["rules"][0];
+        let matches: Vec<(&str, &str, &str)> = rule["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["path"]["type"].as_str().unwrap(), m["path"]["value"].as_str().unwrap(), m["method"].as_str().unwrap()))
+            .collect();
+        let want: Vec<(&str, &str, &str)> = METHODS.iter().map(|m| ("RegularExpression", PATH_REGEX, *m)).collect();
+        assert_eq!(matches, want);
+        assert_eq!(rule["backendRefs"][0]["port"], 8080);
+        let modifier = &rule["filters"][0]["requestHeaderModifier"];
+        assert_eq!(modifier["set"], serde_json::json!([{"name": edge_logic::backend::BACKEND_HEADER, "value": "gateway"}]));
+        assert_eq!(modifier["remove"], serde_json::json!(["Authorization"]));
+        // No policy targets it: these reads run no filter.
+        let objs = sample(Mesh::EnvoyGateway, 1);
+        for p in objs.iter().filter(|o| o.kind() == "EnvoyExtensionPolicy") {
+            assert!(!p.value["spec"]["targetRefs"].to_string().contains("-reads"), "{}", p.display());
+        }
+        let forwarding = with(Some(serde_json::json!({"forward_authorization": true})), Mesh::EnvoyGateway).unwrap();
+        assert!(forwarding["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"].get("remove").is_none());
+        assert!(with(Some(serde_json::json!({"gateway": "credential"})), Mesh::EnvoyGateway).is_none());
+        assert!(with(Some(serde_json::json!({"gateway": "deny"})), Mesh::EnvoyGateway).is_none());
+        assert!(with(None, Mesh::Istio).is_none(), "with Istio the router runs on every request anyway");
     }
 
     #[test]

@@ -219,6 +219,20 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
     let err = run_ok(&s.admin(), ns, &["up", "--router-config", router_file.to_str().unwrap()]);
     assert_eq!(err.matches("(0 changed)").count(), 5, "the same router configuration changed something:\n{err}");
     assert_eq!(snapshot(&c, ns).await, before);
+
+    // Gateway reads take the native route while the gateway is public; once a credential
+    // guards it, the route is gone and the router decides every read.
+    let routes = |c: Client| async move {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"));
+        let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+        api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|r| r.metadata.name).collect::<Vec<_>>()
+    };
+    assert!(routes(c.clone()).await.contains(&"ipfs-cluster-reads".to_string()));
+    std::fs::write(&router_file, r#"{"gateway": "credential", "credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
+    let err = run_ok(&s.admin(), ns, &["up", "--router-config", router_file.to_str().unwrap()]);
+    assert!(err.contains("native gateway-read route deleted"), "{err}");
+    let left = routes(c.clone()).await;
+    assert!(!left.contains(&"ipfs-cluster-reads".to_string()) && left.contains(&"ipfs-cluster-gateway".to_string()), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

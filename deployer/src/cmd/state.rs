@@ -196,3 +196,23 @@ pub async fn delete_swarm_beyond(cl: &Cluster, p: &Plan, replicas: u32) -> Resul
     }
     Ok(n)
 }
+
+/// The native read route, deleted when this render has none (the router's gateway is no
+/// longer public: left, it would serve reads the router now refuses); `true` if one was there.
+pub async fn delete_native_reads_unless_rendered(cl: &Cluster, plan: &Plan, objects: &[crate::render::Object]) -> Result<bool, Error> {
+    let name = crate::render::native_reads_route(&plan.name);
+    if objects.iter().any(|o| o.kind() == "HTTPRoute" && o.name() == name) {
+        return Ok(false);
+    }
+    // Looked up first: a rerun that has nothing to delete sends no write.
+    let gvk = ("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    if read::get_dynamic(cl, gvk, Some(&plan.namespace), &name).await?.is_none() {
+        return Ok(false);
+    }
+    let route = serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": plan.namespace},
+    });
+    read::delete_object(cl, &route).await
+}

@@ -90,6 +90,9 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
         objects.iter().filter(|o| o.step == Step::Edge).partition(|o| is_policy(o));
     let n = apply_all(cl, &values(policies)).await? + apply_all(cl, &values(routes)).await?;
     eprintln!("[5/6] Gateway, routes, Issuer and Certificate for {} ({n} changed)", plan.domain);
+    if state::delete_native_reads_unless_rendered(cl, &plan, &objects).await? {
+        eprintln!("      ✓ the native gateway-read route deleted: the router decides every read (its gateway is not public)");
+    }
 
     let (policies, delivery): (Vec<&Object>, Vec<&Object>) =
         objects.iter().filter(|o| o.step == Step::Filters).partition(|o| is_policy(o));

@@ -20,13 +20,39 @@ pub enum Action {
     Refuse(u16),
 }
 
-/// A route's match: the path it names, whether exactly (else as a prefix),
-/// and the routing mark it requires, if any.
+/// How a route's path is matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PathKind {
+    Prefix,
+    /// A regex on the whole path (the native gateway reads').
+    Regex,
+    Exact,
+}
+
+/// A route's match: the path it names and how, the method it requires (the
+/// native gateway reads), and the routing mark it requires, if any.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Match {
     pub path: String,
-    pub exact: bool,
+    pub kind: PathKind,
+    pub method: Option<String>,
     pub mark: Option<String>,
+}
+
+impl Match {
+    /// Whether it takes a request with this method (`None`: one no route names), path and mark.
+    pub fn takes(&self, method: Option<&str>, path: &str, mark: Option<&str>) -> bool {
+        let path_ok = match self.kind {
+            PathKind::Exact => path == self.path,
+            PathKind::Prefix => path.starts_with(self.path.as_str()),
+            // The regexes here are the native read route's, whose rule is the router's own.
+            PathKind::Regex => {
+                assert_eq!(self.path, edge_logic::router::native_read::PATH_REGEX, "a regex route that is not the native reads'");
+                edge_logic::router::native_read::is_native_read_path(path.as_bytes())
+            }
+        };
+        path_ok && self.method.as_deref().is_none_or(|m| Some(m) == method) && (self.mark.is_none() || self.mark.as_deref() == mark)
+    }
 }
 
 /// A route table, first match first (the order each table is written in).
@@ -67,6 +93,9 @@ fn mark_of(headers: Option<&Value>, name_key: &str, value_of: impl Fn(&Value) ->
     let mut mark = None;
     for h in hs {
         let name = h.get(name_key).and_then(Value::as_str).ok_or("a header match without a name")?;
+        if name == ":method" {
+            continue; // read by `method_of`
+        }
         if name != edge_logic::backend::BACKEND_HEADER {
             return Err(format!("a route matches header {name:?}, not the routing mark"));
         }
@@ -101,8 +130,21 @@ pub fn envoy(text: &str) -> Result<Table, String> {
                 for host in hosts {
                     for r in host["routes"].as_sequence().ok_or("a virtual host without routes")? {
                         let m = &r["match"];
-                        let path = m.get("path").or_else(|| m.get("prefix")).and_then(Value::as_str).ok_or("a route without path or prefix")?;
+                        let (path, kind) = if let Some(p) = m.get("path").and_then(Value::as_str) {
+                            (p, PathKind::Exact)
+                        } else if let Some(p) = m.get("prefix").and_then(Value::as_str) {
+                            (p, PathKind::Prefix)
+                        } else if let Some(p) = m["safe_regex"].get("regex").and_then(Value::as_str) {
+                            (p, PathKind::Regex)
+                        } else {
+                            return Err("a route without path, prefix or safe_regex".into());
+                        };
                         let mark = mark_of(m.get("headers"), "name", |h| h["string_match"]["exact"].as_str().map(str::to_string))?;
+                        let method = m["headers"]
+                            .as_sequence()
+                            .and_then(|hs| hs.iter().find(|h| h["name"].as_str() == Some(":method")))
+                            .map(|h| h["string_match"]["exact"].as_str().map(str::to_string).ok_or("a :method match that is not exact"))
+                            .transpose()?;
                         let action = if let Some(route) = r.get("route") {
                             let c = route["cluster"].as_str().ok_or("a route without a cluster")?;
                             let port = *clusters.get(c).ok_or(format!("route to unknown cluster {c}"))?;
@@ -117,7 +159,7 @@ pub fn envoy(text: &str) -> Result<Table, String> {
                         } else {
                             return Err(format!("route {path} {mark:?}: neither route nor direct_response"));
                         };
-                        table.push((Match { path: path.to_string(), exact: m.get("path").is_some(), mark }, action));
+                        table.push((Match { path: path.to_string(), kind, method, mark }, action));
                     }
                 }
             }
@@ -126,10 +168,12 @@ pub fn envoy(text: &str) -> Result<Table, String> {
     Ok(table)
 }
 
-/// manifests/kubernetes/edge/routes.yaml's rules on the HTTPS listener,
-/// rendered with `values` (the HTTP listener only redirects to HTTPS).
-/// Gateway API orders rules by match, not by position: the table is sorted
-/// so that the longer path and then the header match come first.
+/// The HTTPRoutes' rules on the HTTPS listener in `template` (documents
+/// joined by `---`), rendered with `values` (the HTTP listener only
+/// redirects to HTTPS). Gateway API orders rules by match, not by position:
+/// the table is sorted as Envoy Gateway v1.9.0 sorts them (Exact, then
+/// RegularExpression, then PathPrefix; then the longer path; then more header
+/// matches).
 pub fn gateway_api(template: &str, values: &BTreeMap<String, String>) -> Result<Table, String> {
     let text = substitute(template, values);
     let mut table = Table::new();
@@ -153,28 +197,34 @@ pub fn gateway_api(template: &str, values: &BTreeMap<String, String>) -> Result<
             };
             for m in rule["matches"].as_sequence().ok_or("a rule without matches")? {
                 let path = m["path"]["value"].as_str().ok_or("a match without a path")?;
-                let exact = match m["path"]["type"].as_str() {
-                    Some("PathPrefix") => false,
-                    Some("Exact") => true,
-                    _ => return Err(format!("{path}: only PathPrefix and Exact matches are read here")),
+                let kind = match m["path"]["type"].as_str() {
+                    Some("PathPrefix") => PathKind::Prefix,
+                    Some("Exact") => PathKind::Exact,
+                    Some("RegularExpression") => PathKind::Regex,
+                    _ => return Err(format!("{path}: only PathPrefix, Exact and RegularExpression matches are read here")),
                 };
                 let mark = mark_of(m.get("headers"), "name", |h| {
                     (h["type"].as_str() == Some("Exact")).then(|| h["value"].as_str().map(str::to_string)).flatten()
                 })?;
-                table.push((Match { path: path.to_string(), exact, mark }, action.clone()));
+                let method = m.get("method").and_then(Value::as_str).map(str::to_string);
+                table.push((Match { path: path.to_string(), kind, method, mark }, action.clone()));
             }
         }
     }
-    // Gateway API precedence: an exact path, then the longer path, then a header match.
+    // Envoy Gateway's precedence: the path kind, then the longer path, then a header match.
     table.sort_by(|(a, _), (b, _)| {
-        b.exact.cmp(&a.exact).then(b.path.len().cmp(&a.path.len())).then(b.mark.is_some().cmp(&a.mark.is_some()))
+        b.kind.cmp(&a.kind).then(b.path.len().cmp(&a.path.len())).then(b.mark.is_some().cmp(&a.mark.is_some()))
     });
     Ok(table)
 }
 
-/// What the table does with a request for `path` carrying `mark`: the
-/// first route that takes it.
+/// What the table does with a request for `path` carrying `mark`, by a
+/// method no route names: the first route that takes it.
 pub fn resolve<'a>(table: &'a Table, path: &str, mark: Option<&str>) -> Option<&'a Action> {
-    let takes = |m: &Match| if m.exact { path == m.path } else { path.starts_with(m.path.as_str()) };
-    table.iter().find(|(m, _)| takes(m) && (m.mark.is_none() || m.mark.as_deref() == mark)).map(|(_, a)| a)
+    resolve_method(table, None, path, mark)
+}
+
+/// The same for a request with `method`.
+pub fn resolve_method<'a>(table: &'a Table, method: Option<&str>, path: &str, mark: Option<&str>) -> Option<&'a Action> {
+    table.iter().find(|(m, _)| m.takes(method, path, mark)).map(|(_, a)| a)
 }

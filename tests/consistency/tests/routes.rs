@@ -34,7 +34,10 @@ fn tables() -> Vec<(&'static str, Table)> {
     values.insert("HEALTH_MATCHES".into(), list(&|p| format!("{{{}}}", path(p))));
     values.insert("HEALTH_MATCHES_MARKED".into(), list(&|p| format!("{{{},{mark}}}", path(p))));
     let envoy = routes::envoy(&consistency::read("manifests/envoy/envoy.yaml").unwrap()).unwrap();
-    let gateway = routes::gateway_api(&consistency::read("manifests/kubernetes/edge/routes.yaml").unwrap(), &values).unwrap();
+    // With Envoy Gateway, the native gateway reads' route beside them.
+    let templates = ["manifests/kubernetes/edge/routes.yaml", "manifests/kubernetes/envoy-gateway/native-reads.yaml"];
+    let text = templates.iter().map(|t| consistency::read(t).unwrap()).collect::<Vec<_>>().join("\n---\n");
+    let gateway = routes::gateway_api(&text, &values).unwrap();
     vec![("manifests/envoy/envoy.yaml", envoy), ("manifests/kubernetes/edge/routes.yaml", gateway)]
 }
 
@@ -134,5 +137,27 @@ fn the_tables_are_read_whole() {
             assert!(t.iter().any(|(m, _)| m.mark.as_deref() == Some(b.header_value())), "{name}: no route for {:?}: {t:?}", b.header_value());
         }
         assert!(t.iter().any(|(m, _)| m.mark.is_none()), "{name}: no unmarked route: {t:?}");
+    }
+}
+
+/// Both tables send a clean gateway read to the gateway by themselves (no
+/// Wasm filter marks it: the native read route), without a route timeout; a
+/// read with an escape, another method, or no root is the router's, and
+/// unmarked it is refused.
+#[test]
+fn both_tables_read_natively_what_the_router_would_send_to_the_gateway() {
+    let values = routes::values(&consistency::read("manifests/kubernetes/values.env").unwrap());
+    let gateway: u16 = values["PORT_KUBO_GATEWAY"].parse().unwrap();
+    for (name, t) in tables() {
+        for (method, path) in [("GET", "/ipfs/bafkqaaa"), ("HEAD", "/ipfs/bafkqaaa/a.txt"), ("GET", "/ipns/example.org/")] {
+            let got = routes::resolve_method(&t, Some(method), path, None);
+            assert_eq!(got, Some(&Action::Port { port: gateway, no_timeout: true }), "{name}: {method} {path}");
+        }
+        for (method, path) in [("GET", "/ipfs/bafkqaaa/a%20b"), ("POST", "/ipfs/bafkqaaa"), ("OPTIONS", "/ipfs/bafkqaaa"), ("GET", "/ipfs/"), ("GET", "/")] {
+            let got = routes::resolve_method(&t, Some(method), path, None);
+            assert!(matches!(got, Some(Action::Refuse(_))), "{name}: {method} {path} unmarked gets {got:?}");
+        }
+        let regexes: Vec<&str> = t.iter().filter(|(m, _)| m.kind == routes::PathKind::Regex).map(|(m, _)| m.path.as_str()).collect();
+        assert_eq!(regexes, [edge_logic::router::native_read::PATH_REGEX; 2], "{name}: one route per method, the router's regex");
     }
 }

@@ -110,7 +110,13 @@ fn apply(doc: &mut Value, p: &Patch) -> Result<(), String> {
         }
         Patch::FilterConfig(name, json) => {
             let f = wasm_filter(doc, name)?;
-            set(f, &["typed_config", "config", "configuration", "value"], Value::from(json.as_str()))
+            set(f, &["typed_config", "config", "configuration", "value"], Value::from(json.as_str()))?;
+            // The native read routes follow the router's policy, as the deployer renders them;
+            // a configuration the router refuses leaves them as they are.
+            match edge_logic::router::Policy::from_json(json.as_bytes()) {
+                Ok(policy) if *name == "router" => native_reads(doc, edge_logic::router::native_read::native_reads(&policy)),
+                _ => Ok(()),
+            }
         }
         Patch::FilterCode(name, file) => {
             let f = wasm_filter(doc, name)?;
@@ -231,7 +237,27 @@ fn routes(doc: &mut Value) -> Result<&mut Vec<Value>, String> {
     seq_mut(host, &["routes"])
 }
 
-/// A route that only a marked request can take (its match names a header).
+/// The native read routes (`edge_logic::router::native_read`, the manifest's
+/// only regex routes) as `policy` has them: gone where the gateway is not
+/// public, keeping `Authorization` where the router forwards it.
+fn native_reads(doc: &mut Value, policy: Option<edge_logic::router::native_read::NativeReads>) -> Result<(), String> {
+    let routes = routes(doc)?;
+    let native = |r: &Value| get(r, &["match", "safe_regex"]).is_some();
+    match policy {
+        None => routes.retain(|r| !native(r)),
+        Some(p) if !p.strip_authorization => {
+            for r in routes.iter_mut().filter(|r| native(r)) {
+                r.as_mapping_mut().ok_or("route is not a mapping")?.remove("request_headers_to_remove");
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// A route that only a marked request can take (its match names a header;
+/// the native read routes name `:method`, and count as marked here: every
+/// patch of the unmarked routes leaves them alone).
 fn marked(r: &Value) -> bool {
     r.get("match").is_none_or(|m| m.get("headers").is_some())
 }

@@ -118,8 +118,13 @@ fn every_decision_is_counted_once_in_envoys_prometheus_output() {
 
     // Requests without a body, their status, and what they count.
     let simple: Vec<(Req, u16, Vec<String>)> = vec![
-        (Req::new("GET", &format!("/ipfs/{CID}")), 200, vec![routed("gateway")]),
-        (Req::new("HEAD", &format!("/ipfs/{CID}")), 200, vec![routed("gateway")]),
+        // Clean gateway reads take Envoy's native route: no filter runs, nothing is counted
+        // here (Envoy's own statistics of the gateway cluster count them). With an escape (the
+        // same CID, its `b` written %62) a read is the router's.
+        (Req::new("GET", &format!("/ipfs/{CID}")), 200, vec![]),
+        (Req::new("HEAD", &format!("/ipfs/{CID}")), 200, vec![]),
+        (Req::new("GET", &format!("/ipfs/%62{}", &CID[1..])), 200, vec![routed("gateway")]),
+        (Req::new("HEAD", &format!("/ipfs/%62{}", &CID[1..])), 200, vec![routed("gateway")]),
         (Req::new("POST", "/api/v0/version"), 200, vec![routed("kubo")]),
         (Req::new("GET", "/id"), 200, vec![routed("rest")]),
         (Req::new("GET", "/"), 200, vec![series(probes, Some("healthy"))]),
@@ -131,7 +136,7 @@ fn every_decision_is_counted_once_in_envoys_prometheus_output() {
         ),
         (Req::new("POST", "/api/v0/shutdown"), 403, vec![refused("forbidden")]),
         (Req::new("GET", "/nope"), 404, vec![refused("not_found")]),
-        (Req::new("GET", "/ipfs/not-a-cid"), 400, vec![refused("bad_request")]),
+        (Req::new("GET", "/ipfs/not%20a%20cid"), 400, vec![refused("bad_request")]),
         (Req::new("DELETE", &format!("/ipfs/{CID}")), 405, vec![refused("method_not_allowed")]),
         // Unmarked under the platform path: the manifest's route table refuses it.
         (Req::new("GET", "/.well-known/acme-challenge/x"), 403, vec![routed("platform")]),

@@ -13,7 +13,19 @@ use std::collections::BTreeMap;
 pub const MARK: &str = "x-ipfs-edge-backend";
 
 /// Paths probed, and router marks (None: no header).
-pub const PATHS: &[&str] = &["/", "/api/v0/add", "/api/v0/add/x", "/api/v0/addx", "/api/v0/version", "/ipfs/bafkqaaa", "/id"];
+pub const PATHS: &[&str] = &[
+    "/",
+    "/api/v0/add",
+    "/api/v0/add/x",
+    "/api/v0/addx",
+    "/api/v0/version",
+    "/ipfs/bafkqaaa",
+    "/ipfs/bafkqaaa/a%20b",
+    "/ipns/example.org/",
+    "/id",
+];
+/// Methods probed: the native gateway reads match GET (and HEAD), every other route none.
+pub const METHODS: &[&str] = &["GET", "POST"];
 pub const MARKS: &[Option<&str>] = &[None, Some("gateway"), Some("proxy"), Some("kubo"), Some("rest"), Some("health"), Some("other")];
 
 /// Facts, by name; equal maps mean the same decisions.
@@ -26,15 +38,21 @@ pub type Facts = BTreeMap<String, String>;
 /// it is `disabled` there, and a filter `disabled` in the chain runs only where a route's
 /// `typed_per_filter_config` turns it on (as Envoy Gateway enables a policy's filters).
 pub fn route_facts(routes: &[Value], hcm: &Value, role: &dyn Fn(&str) -> String, facts: &mut Facts) {
-    for mark in MARKS {
-        for path in PATHS {
-            let key = format!("route {} {path}", mark.unwrap_or("(none)"));
-            let r = routes.iter().find(|r| matches(&r["match"], path, *mark));
-            facts.insert(key, r.map_or("no route: 404".into(), |r| decision(r, role)));
+    for method in METHODS {
+        for mark in MARKS {
+            for path in PATHS {
+                let key = format!("route {method} {} {path}", mark.unwrap_or("(none)"));
+                let r = routes.iter().find(|r| matches(&r["match"], method, path, *mark));
+                facts.insert(key, r.map_or("no route: 404".into(), |r| decision(r, role)));
+            }
         }
+        filter_facts(routes, hcm, method, facts);
     }
+}
+
+fn filter_facts(routes: &[Value], hcm: &Value, method: &str, facts: &mut Facts) {
     for path in PATHS {
-        let r = routes.iter().find(|r| matches(&r["match"], path, None));
+        let r = routes.iter().find(|r| matches(&r["match"], method, path, None));
         let on: Vec<String> = hcm["http_filters"]
             .as_array()
             .into_iter()
@@ -49,17 +67,20 @@ pub fn route_facts(routes: &[Value], hcm: &Value, role: &dyn Fn(&str) -> String,
             })
             .map(|x| format!("wasm:{}", x["typed_config"]["config"]["root_id"].as_str().unwrap_or("?")))
             .collect();
-        facts.insert(format!("filters run on {path}"), if on.is_empty() { "none".into() } else { on.join(" -> ") });
+        facts.insert(format!("filters run on {method} {path}"), if on.is_empty() { "none".into() } else { on.join(" -> ") });
     }
 }
 
-fn matches(m: &Value, path: &str, mark: Option<&str>) -> bool {
+fn matches(m: &Value, method: &str, path: &str, mark: Option<&str>) -> bool {
     let path_ok = if let Some(p) = m["prefix"].as_str() {
         path.starts_with(p)
     } else if let Some(p) = m["path"].as_str() {
         path == p
     } else if let Some(p) = m["path_separated_prefix"].as_str() {
         path == p || path.starts_with(&format!("{p}/"))
+    } else if let Some(re) = m["safe_regex"]["regex"].as_str() {
+        // RE2 on the whole path, as Envoy matches it.
+        regex::Regex::new(&format!("^(?:{re})$")).is_ok_and(|re| re.is_match(path))
     } else {
         false
     };
@@ -68,7 +89,13 @@ fn matches(m: &Value, path: &str, mark: Option<&str>) -> bool {
     }
     m["headers"].as_array().into_iter().flatten().all(|h| {
         let name = h["name"].as_str().unwrap_or("");
-        let value = if name.eq_ignore_ascii_case(MARK) { mark } else { None };
+        let value = if name.eq_ignore_ascii_case(MARK) {
+            mark
+        } else if name == ":method" {
+            Some(method)
+        } else {
+            None
+        };
         let sm = &h["string_match"];
         let want = sm["exact"].as_str().or(h["exact_match"].as_str());
         let hit = match (want, value) {
@@ -106,6 +133,22 @@ fn decision(r: &Value, role: &dyn Fn(&str) -> String) -> String {
     }
     let t = a["timeout"].as_str().map(duration).unwrap_or_else(|| "15s".into());
     s.push_str(&format!(", timeout {}", if t == "0s" { "none".into() } else { t }));
+    // The request headers the route itself sets and removes (the native gateway reads).
+    let mut set: Vec<String> = r["request_headers_to_add"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| format!("{}: {}", h["header"]["key"].as_str().unwrap_or("").to_ascii_lowercase(), h["header"]["value"].as_str().unwrap_or("")))
+        .collect();
+    set.sort();
+    let mut removed: Vec<String> = r["request_headers_to_remove"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_ascii_lowercase)).collect();
+    removed.sort();
+    if !set.is_empty() {
+        s.push_str(&format!(", sets {}", set.join(", ")));
+    }
+    if !removed.is_empty() {
+        s.push_str(&format!(", removes {}", removed.join(", ")));
+    }
     s
 }
 
@@ -218,10 +261,10 @@ mod tests {
         ];
         let mut f = Facts::new();
         route_facts(&routes, &json!({}), &|c| c.to_string(), &mut f);
-        assert_eq!(f["route proxy /api/v0/add"], "to p, timeout none");
-        assert_eq!(f["route proxy /api/v0/add/x"], "to p, timeout 15s");
-        assert_eq!(f["route (none) /api/v0/add"], "answer 403");
-        assert_eq!(f["route kubo /id"], "answer 403");
+        assert_eq!(f["route POST proxy /api/v0/add"], "to p, timeout none");
+        assert_eq!(f["route POST proxy /api/v0/add/x"], "to p, timeout 15s");
+        assert_eq!(f["route POST (none) /api/v0/add"], "answer 403");
+        assert_eq!(f["route GET kubo /id"], "answer 403");
     }
 
     #[test]
@@ -238,15 +281,26 @@ mod tests {
         ];
         let mut f = Facts::new();
         route_facts(&routes, &hcm, &|c| c.to_string(), &mut f);
-        assert_eq!(f["filters run on /api/v0/add"], "wasm:router -> wasm:add_response -> wasm:health");
-        assert_eq!(f["filters run on /id"], "wasm:router");
+        assert_eq!(f["filters run on POST /api/v0/add"], "wasm:router -> wasm:add_response -> wasm:health");
+        assert_eq!(f["filters run on GET /id"], "wasm:router");
     }
 
     #[test]
     fn separated_prefix_is_a_path_segment_prefix() {
         let m = json!({"path_separated_prefix": "/api/v0/add"});
-        assert!(matches(&m, "/api/v0/add", None));
-        assert!(matches(&m, "/api/v0/add/x", None));
-        assert!(!matches(&m, "/api/v0/addx", None));
+        assert!(matches(&m, "POST", "/api/v0/add", None));
+        assert!(matches(&m, "POST", "/api/v0/add/x", None));
+        assert!(!matches(&m, "POST", "/api/v0/addx", None));
+    }
+
+    #[test]
+    fn a_regex_takes_the_whole_path_and_a_method_match_its_method() {
+        let m = json!({"safe_regex": {"regex": "/ipfs/[a-z]+"}, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]});
+        assert!(matches(&m, "GET", "/ipfs/abc", None));
+        assert!(!matches(&m, "GET", "/ipfs/abc/d", None));
+        assert!(!matches(&m, "POST", "/ipfs/abc", None));
+        let r = json!({"match": m, "route": {"cluster": "g", "timeout": "0s"}, "request_headers_to_remove": ["Authorization"],
+            "request_headers_to_add": [{"header": {"key": MARK, "value": "gateway"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]});
+        assert_eq!(decision(&r, &|c| c.to_string()), format!("to g, timeout none, sets {MARK}: gateway, removes authorization"));
     }
 }

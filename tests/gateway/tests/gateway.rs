@@ -471,7 +471,10 @@ fn routes_and_refusals() -> Result<(), Failed> {
         (Req::new("POST", "/api/v0/shutdown"), 403, "none"),
         (Req::new("POST", &format!("/api/v0/pin/add?arg={CID0}")), 401, "none"),
         (Req::new("GET", "/api/v0/version"), 405, "none"),
-        (Req::new("GET", "/ipfs/not-a-cid"), 400, "none"),
+        // A root that is no CID: Kubo's gateway judges it on the native read route; with an
+        // escape (one path normalisation keeps) the read is the router's, which refuses it.
+        (Req::new("GET", "/ipfs/not-a-cid"), 400, "gateway"),
+        (Req::new("GET", "/ipfs/not%20a%20cid"), 400, "none"),
         (Req::new("POST", "/peers"), 403, "none"),
     ];
     let mut bad = Vec::new();
@@ -560,21 +563,25 @@ fn broken_source(v: Variant) -> Result<(), Failed> {
     let conds = status::conditions(&s);
     eprintln!("{v:?}: EnvoyExtensionPolicy {n} status: {conds:?}");
     check(!status::all_true(&s, "Accepted"), || format!("{v:?}: policy Accepted anyway: {conds:?}"))?;
-    // What a client gets: nothing reaches a backend without the router.
+    // What a client gets: nothing the router decides reaches a backend without it.
     let mut answers = Vec::new();
-    for req in [Req::new("GET", &format!("/ipfs/{CID0}")), Req::new("POST", "/api/v0/shutdown"), Req::new("GET", "/")] {
+    for req in [Req::new("GET", &format!("/ipfs/{CID0}/a%20b")), Req::new("POST", "/api/v0/shutdown"), Req::new("GET", "/")] {
         let r = send(&req);
         eprintln!("{v:?}: {} {} -> {r:?}", req.method, req.target);
         answers.push((req.target.clone(), r));
     }
-    // Envoy Gateway fails the policy closed (the router is failOpen: false): every route of
-    // the Gateway, health's `/` included, answers 500 itself and no filter runs.
+    // Envoy Gateway fails the policy closed (the router is failOpen: false): every route the
+    // policies target, health's `/` included, answers 500 itself and no filter runs.
     for (t, r) in &answers {
         match r {
             Ok((500, b, _)) if b == "none" => {}
             other => return Err(format!("{v:?}: {t}: {other:?}, want 500 from Envoy and no backend").into()),
         }
     }
+    // Clean gateway reads need no filter: the native read route, which no policy targets,
+    // still serves them.
+    let (st, b, _) = send(&Req::new("GET", &format!("/ipfs/{CID0}")))?;
+    check(b == "gateway", || format!("{v:?}: a clean gateway read with the router's policy broken: {st} via {b}"))?;
     // The reason is in the status message: the checksum, or the failed download.
     let msg = conds.iter().find(|c| c.0 == "Accepted").map(|c| c.3.clone()).unwrap_or_default();
     let want = match v {
@@ -727,6 +734,8 @@ fn static_file_routes_and_filters_as_generated() -> Result<(), Failed> {
     let diff = gateway::compare::diff(&a, &b);
     let expected = |(k, x, y): &(String, String, String)| {
         let y = digests_elided(y);
+        // The list holds for every method probed (`route <mark> <path>`).
+        let k = gateway::compare::METHODS.iter().fold(k.clone(), |k, m| k.replacen(&format!("route {m} "), "route ", 1));
         EXPECTED_DIFFERENCES.iter().position(|(p, ex, ey, _)| k.starts_with(p) && x == ex && y == *ey)
     };
     let unexpected: Vec<String> =
@@ -911,7 +920,11 @@ fn hostile_corpus_policy_holds() -> Result<(), Failed> {
                 let again = edge_logic::router::classify(&policy, &edge_logic::router::Request { method: &s.method, path: s.target.as_bytes(), headers: &h });
                 // A probe the health filter passed on reaches the gateway rewritten.
                 let health_probe = name == "gateway" && s.target == "/ipfs/bafkqaaa";
-                if !health_probe && again.backend().map(|b| b.header_value()) != Some(name.as_str()) {
+                // A clean gateway read goes the native read route, without the router: the
+                // root, the query and method-override headers are Kubo's gateway's to judge
+                // (edge_logic::router::native_read).
+                let native = name == "gateway" && edge_logic::router::native_read::is_native_read(&s.method, s.target.as_bytes());
+                if !health_probe && !native && again.backend().map(|b| b.header_value()) != Some(name.as_str()) {
                     failures.push(format!("{}: {} {} reached {name}, which the policy does not allow ({again:?})", row["id"], s.method, s.target));
                 }
             }

@@ -209,6 +209,11 @@ impl PathPrefix {
         segments.iter().all(|s| crate::path::is_plain_segment(s)).then_some(PathPrefix { segments, below_only })
     }
 
+    /// Its first segment (`.well-known` for the default).
+    pub fn first_segment(&self) -> Option<&str> {
+        self.segments.first().map(String::as_str)
+    }
+
     /// Whether decoded path `segments` are under this prefix.
     pub fn covers(&self, segments: &[String]) -> bool {
         let n = self.segments.len();

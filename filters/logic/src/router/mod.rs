@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod native_read;
 pub mod tables;
 pub mod target;
 
