@@ -278,9 +278,9 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
             let filters = wasm_filters_on(&objs, mesh, &gateway, https, r.name());
             if r.name() == reads {
                 assert!(filters.is_empty(), "{m}: {} runs {filters:?}", r.display());
-                for m in arr(&r.value["spec"]["rules"]).iter().flat_map(|rule| arr(&rule["matches"])) {
-                    assert_eq!(m["path"]["value"], edge_logic::router::native_read::PATH_REGEX);
-                    assert!(edge_logic::router::native_read::METHODS.contains(&m["method"].as_str().unwrap()));
+                for matched in arr(&r.value["spec"]["rules"]).iter().flat_map(|rule| arr(&rule["matches"])) {
+                    assert_eq!(matched["path"]["value"], edge_logic::router::native_read::PATH_REGEX, "{m}");
+                    assert!(edge_logic::router::native_read::METHODS.contains(&matched["method"].as_str().unwrap()), "{m}");
                 }
                 continue;
             }

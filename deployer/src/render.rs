@@ -503,11 +503,14 @@ pub mod tests {
     }
 
     pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
-        let plan = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap();
+        render_plan(&Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap())
+    }
+
+    /// `plan` rendered with fresh identities and the fake filters.
+    pub fn render_plan(plan: &Plan) -> Vec<Object> {
         let mut generated = Generated::default();
-        generated.ensure(replicas);
-        let filters = fake_filters();
-        render(&Input { plan: &plan, generated: &generated, filters: &filters, announce: BTreeMap::new() }).unwrap()
+        generated.ensure(plan.replicas);
+        render(&Input { plan, generated: &generated, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap()
     }
 
     /// The `wasm` entries of every EnvoyExtensionPolicy, of one filter (`rootID`) or all.
@@ -902,10 +905,7 @@ pub mod tests {
         let with = |router: Option<Value>, mesh: Mesh| {
             let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
             plan.router = router;
-            let mut g = Generated::default();
-            g.ensure(1);
-            let objs = render(&Input { plan: &plan, generated: &g, filters: &fake_filters(), announce: BTreeMap::new() }).unwrap();
-            objs.into_iter().find(|o| o.kind() == "HTTPRoute" && o.name() == native_reads_route("ipfs-cluster")).map(|o| o.value)
+            render_plan(&plan).into_iter().find(|o| o.kind() == "HTTPRoute" && o.name() == native_reads_route("ipfs-cluster")).map(|o| o.value)
         };
         let route = with(None, Mesh::EnvoyGateway).expect("the default (read-only) gateway is public");
         let rule = &route["spec"]["rules"][0];

@@ -94,7 +94,7 @@ fn mark_of(headers: Option<&Value>, name_key: &str, value_of: impl Fn(&Value) ->
     for h in hs {
         let name = h.get(name_key).and_then(Value::as_str).ok_or("a header match without a name")?;
         if name == ":method" {
-            continue; // read by `method_of`
+            continue; // the method, read where the route is
         }
         if name != edge_logic::backend::BACKEND_HEADER {
             return Err(format!("a route matches header {name:?}, not the routing mark"));
