@@ -150,17 +150,19 @@ fn main() {
     // [baseline, as deployed].
     let reads = [[(&base, &read), (&chain, &read)], [(&base, &escaped_marked), (&chain, &escaped)]];
     let (mut read_rps, mut read_cpu) = (vec![[Vec::new(), Vec::new()]; 2], vec![[Vec::new(), Vec::new()]; 2]);
-    let mut probe_rps = [Vec::new(), Vec::new()];
+    let (mut probe_rps, mut probe_cpu) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for _ in 0..rounds {
         for (kind, sides) in reads.iter().enumerate() {
             for (k, (envoy, req)) in sides.iter().enumerate() {
-                let (rps, cpu) = throughput_cpu(envoy, req, seconds);
+                let (rps, cpu) = throughput_cpu(envoy, req, seconds, Conns::KeepAlive);
                 read_rps[kind][k].push(rps);
                 read_cpu[kind][k].push(cpu);
             }
         }
-        for (k, (port, req)) in [(base.port, &direct), (chain.port, &probe)].into_iter().enumerate() {
-            probe_rps[k].push(throughput(port, req, seconds, Conns::PerProbe));
+        for (k, (envoy, req)) in [(&base, &direct), (&chain, &probe)].into_iter().enumerate() {
+            let (rps, cpu) = throughput_cpu(envoy, req, seconds, Conns::PerProbe);
+            probe_rps[k].push(rps);
+            probe_cpu[k].push(cpu);
         }
     }
     let [b3, g, b4, ge] = latency(&[(base.port, &read), (chain.port, &read), (base.port, &escaped_marked), (chain.port, &escaped)], samples, block);
@@ -214,6 +216,12 @@ fn main() {
     }
     let [pb, pc] = probe_rps.map(|v| median(&v));
     println!("| health probes per second (`GET /`, a connection per probe) | {pb:.0} (`direct_response`) | {pc:.0} (health, router behind it) | {:.3} | >= 0.90 |", pc / pb);
+    let [qb, qc] = probe_cpu.map(|v| median(&v));
+    println!(
+        "| Envoy CPU per health probe (us; its inverse is one worker's saturated throughput) | {qb:.1} (`direct_response`) | {qc:.1} (health, router behind it) | {:.3} (throughput ratio), {:+.1} us | >= 0.90 |",
+        qb / qc,
+        qc - qb
+    );
     // The latency goals are the clean read's; the read with an escape is for reference.
     for (k, ((what, runs, _), (base, side))) in kinds.iter().zip([(&b3, &g), (&b4, &ge)]).enumerate() {
         for (name, sel, goal) in [("p50", 0, "<= 25 us"), ("p99", 1, "<= 40 us")] {
@@ -259,7 +267,7 @@ fn router_builds(backend: u16, builds: &[&str], rounds: usize, seconds: u64, sam
         // Each side first in turn.
         for k in 0..sides.len() {
             let i = (k + round) % sides.len();
-            let (r, c) = throughput_cpu(all[i], sides[i].1, seconds);
+            let (r, c) = throughput_cpu(all[i], sides[i].1, seconds, Conns::KeepAlive);
             rps[i].push(r);
             cpu[i].push(c);
         }
@@ -441,14 +449,15 @@ fn throughput(port: u16, req: &[u8], seconds: u64, conns: Conns) -> f64 {
     }
 }
 
-/// Requests per second from 4 clients on keep-alive connections to `envoy`
-/// for `seconds`, and Envoy's CPU time per request (us). The CPU figure is
+/// Requests per second from 4 clients to `envoy` for `seconds` (on keep-alive
+/// connections, or a connection per request), and Envoy's CPU time per
+/// request (us). The CPU figure is
 /// what one worker's saturated throughput is the inverse of, whatever the
 /// clients and the backend, which share these cores, take of them.
-fn throughput_cpu(envoy: &Envoy, req: &[u8], seconds: u64) -> (f64, f64) {
+fn throughput_cpu(envoy: &Envoy, req: &[u8], seconds: u64, conns: Conns) -> (f64, f64) {
     let cpu = envoy.cpu_secs();
     let t = Instant::now();
-    let rps = throughput(envoy.port, req, seconds, Conns::KeepAlive);
+    let rps = throughput(envoy.port, req, seconds, conns);
     let n = rps * t.elapsed().as_secs_f64();
     (rps, (envoy.cpu_secs() - cpu) * 1e6 / n)
 }

@@ -24,7 +24,8 @@
 //!    pays;
 //! 2. one request at a time on one connection: p50 and p99 (the sides cannot take turns
 //!    within a round, so the figure is the median over rounds of the round's difference);
-//! 3. health probes on the HTTP listener (plain text, a connection per probe, `GoogleHC/1.0`):
+//! 3. health probes on the HTTP listener (plain text, a connection per probe, `GoogleHC/1.0`),
+//!    per second and in Envoy's CPU time per probe:
 //!    A's health filter against B's answer to the same request, the rendered redirect to
 //!    HTTPS (`301`), Envoy's own answer without a backend.
 //!
@@ -92,6 +93,7 @@ struct Figures {
     p50: f64,
     p99: f64,
     probes: f64,
+    probe_cpu_us: f64,
 }
 
 fn main() {
@@ -153,13 +155,14 @@ fn main() {
             }
             let f = measure(pid, read, &reqs.probe, https, http, &cfg, seconds, samples);
             eprintln!(
-                "round {} {side:?}: {:.0} reads/s, {:.1} us CPU/read, p50 {:.1} us, p99 {:.1} us, {:.0} probes/s",
+                "round {} {side:?}: {:.0} reads/s, {:.1} us CPU/read, p50 {:.1} us, p99 {:.1} us, {:.0} probes/s, {:.1} us CPU/probe",
                 round + 1,
                 f.rps,
                 f.cpu_us,
                 f.p50,
                 f.p99,
-                f.probes
+                f.probes,
+                f.probe_cpu_us
             );
             figures[side as usize].push(f);
             drop(eg);
@@ -196,6 +199,12 @@ fn main() {
     println!(
         "| health probes per second (`GET /` on the HTTP listener, a connection per probe) | {pb:.0} (`{base_probe_answer}`: the rendered redirect) | {pa:.0} (health) | {:.3} | >= 0.90 |",
         pa / pb
+    );
+    let (qb, qa) = (med(1, |f| f.probe_cpu_us), med(0, |f| f.probe_cpu_us));
+    println!(
+        "| Envoy CPU per health probe (us; its inverse is the probes per second Envoy's own cores allow) | {qb:.1} (the rendered redirect) | {qa:.1} (health) | {:.3} (baseline / rendered), {:+.1} us | >= 0.90 |",
+        qb / qa,
+        qa - qb
     );
 
     // 4. Latency with the sides taking turns (as bench_edge): A here, B in the second
@@ -339,8 +348,10 @@ fn measure(pid: u32, read: &[u8], probe_req: &[u8], https: SocketAddr, http: Soc
     lat.sort();
     let us = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
     // 3. Probes, a connection each.
-    let probes = probes_for(seconds, http, probe_req);
-    Figures { rps, cpu_us, p50: us(0.50), p99: us(0.99), probes }
+    let cpu = e2e::envoy::cpu_secs_of(pid);
+    let (n, secs) = probes_for(seconds, http, probe_req);
+    let probe_cpu_us = (e2e::envoy::cpu_secs_of(pid) - cpu) * 1e6 / n as f64;
+    Figures { rps, cpu_us, p50: us(0.50), p99: us(0.99), probes: n as f64 / secs, probe_cpu_us }
 }
 
 /// Requests completed on `conns` (one client thread each) in `seconds`.
@@ -357,8 +368,9 @@ fn count_for(seconds: u64, conns: Vec<TlsConn>, req: &[u8]) -> u64 {
     e2e::load::run_for(seconds, clients).0
 }
 
-/// Probes per second from `CLIENTS` threads, each probe on a new plain-text connection.
-fn probes_for(seconds: u64, http: SocketAddr, req: &[u8]) -> f64 {
+/// Probes from `CLIENTS` threads, each probe on a new plain-text connection, for `seconds`:
+/// (how many, over how many seconds).
+fn probes_for(seconds: u64, http: SocketAddr, req: &[u8]) -> (u64, f64) {
     let clients = (0..CLIENTS)
         .map(|_| {
             let req = req.to_vec();
@@ -367,8 +379,7 @@ fn probes_for(seconds: u64, http: SocketAddr, req: &[u8]) -> f64 {
             }
         })
         .collect();
-    let (n, secs) = e2e::load::run_for(seconds, clients);
-    n as f64 / secs
+    e2e::load::run_for(seconds, clients)
 }
 
 /// One probe on a connection of its own: (status line, body).
