@@ -49,6 +49,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::envoy::{Envoy, Patch};
+use e2e::load::{gateway_read, CLEAN, ESCAPED};
 use e2e::ok_backend::read_head;
 
 const CONFIG: &str = "manifests/envoy/envoy.yaml";
@@ -139,9 +140,9 @@ fn main() {
     // one takes Envoy's native read route and runs no filter), the same read
     // with an escape in its path (the router alone decides it), and a probe
     // on `/` (health, and the router behind it, run on that path).
-    let read = format!("GET /ipfs/{CID}/readme HTTP/1.1\r\nHost: edge\r\n\r\n").into_bytes();
-    let escaped = format!("GET /ipfs/{CID}/{ESCAPED} HTTP/1.1\r\nHost: edge\r\n\r\n").into_bytes();
-    let escaped_marked = format!("GET /ipfs/{CID}/{ESCAPED} HTTP/1.1\r\nHost: edge\r\nx-ipfs-edge-backend: gateway\r\n\r\n").into_bytes();
+    let read = gateway_read("edge", CLEAN, false);
+    let escaped = gateway_read("edge", ESCAPED, false);
+    let escaped_marked = gateway_read("edge", ESCAPED, true);
     for (port, req) in [(base.port, &read), (chain.port, &read), (base.port, &escaped_marked), (chain.port, &escaped)] {
         check(port, req, 200, b"ok\n");
     }
@@ -237,14 +238,6 @@ fn main() {
     println!("\n({samples} latency samples per side, {seconds} s per throughput round)");
 }
 
-/// A gateway read's CID (any valid one: the router checks it, the backend
-/// answers every request alike).
-const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
-/// The read's last segment with an escape, so that the router decides it rather than the
-/// native read route. A space, not an unreserved character: Envoy Gateway's path
-/// normalisation decodes `%6D` to `m` before routing, and the read would be a clean one there
-/// (bench_gateway uses the same, so the two benchmarks measure the same request).
-const ESCAPED: &str = "read%20me";
 
 /// `--router-builds A.wasm,B.wasm,...`: gateway reads the router decides (an
 /// escape in the path) through the manifest as deployed with each router build in turn, against the same Envoy
@@ -255,8 +248,8 @@ fn router_builds(backend: u16, builds: &[&str], rounds: usize, seconds: u64, sam
     let envoys: Vec<Envoy> =
         builds.iter().map(|b| Envoy::start_keeping(CONFIG, &[&ports[..], &[Patch::FilterCode("router", (*b).into())]].concat(), &["router"])).collect();
     // With an escape, so that the router decides it (a clean read takes the native route).
-    let read = format!("GET /ipfs/{CID}/{ESCAPED} HTTP/1.1\r\nHost: edge\r\n\r\n").into_bytes();
-    let read_marked = format!("GET /ipfs/{CID}/{ESCAPED} HTTP/1.1\r\nHost: edge\r\nx-ipfs-edge-backend: gateway\r\n\r\n").into_bytes();
+    let read = gateway_read("edge", ESCAPED, false);
+    let read_marked = gateway_read("edge", ESCAPED, true);
     let sides: Vec<(u16, &Vec<u8>)> = std::iter::once((base.port, &read_marked)).chain(envoys.iter().map(|e| (e.port, &read))).collect();
     for (port, req) in &sides {
         check(*port, req, 200, b"ok\n");

@@ -39,6 +39,7 @@
 //! Needs a network and mount namespace of its own (root, or unprivileged user namespaces),
 //! `./x setup` and `./x build`, as `cargo test -p gateway`.
 
+use e2e::load::{gateway_read, CLEAN, ESCAPED};
 use e2e::ok_backend::{self, read_head};
 use gateway::eg::EnvoyGateway;
 use gateway::files::FileServer;
@@ -52,12 +53,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "edge.test";
-/// Any valid CID: the router checks it, the backend answers every request alike.
-const CID: &str = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
-/// `--escaped`'s last segment: an escape that Envoy Gateway's path normalisation keeps (it
-/// decodes unreserved characters such as `%6D` before routing, and the read would take the
-/// native read route). The same as bench_edge's.
-const ESCAPED: &str = "read%20me";
 /// The router's header (filters/router), which the rendered routes match.
 const MARK: &str = "x-ipfs-edge-backend";
 const CLIENTS: usize = 4;
@@ -132,11 +127,11 @@ fn main() {
     let http = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0]));
     let cfg = tls::client_config(&ca, &["http/1.1"]);
     let escaped = args.iter().any(|a| a == "--escaped");
-    let file = if escaped { ESCAPED } else { "readme" };
-    let read = format!("GET /ipfs/{CID}/{file} HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n").into_bytes();
+    // `--escaped`: a read the router decides as rendered, so the baseline's client marks it.
+    let segment = if escaped { ESCAPED } else { CLEAN };
     let reqs = Requests {
-        read_base: if escaped { format!("GET /ipfs/{CID}/{file} HTTP/1.1\r\nHost: {DOMAIN}\r\n{MARK}: gateway\r\n\r\n").into_bytes() } else { read.clone() },
-        read,
+        read: gateway_read(DOMAIN, segment, false),
+        read_base: gateway_read(DOMAIN, segment, escaped),
         escaped,
         probe: format!("GET / HTTP/1.1\r\nHost: {DOMAIN}\r\nUser-Agent: GoogleHC/1.0\r\nConnection: close\r\n\r\n").into_bytes(),
     };
