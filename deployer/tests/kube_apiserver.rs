@@ -131,11 +131,16 @@ async fn rerun_changes_nothing(kubeconfig: &Path, c: &Client, ns: &str) {
     // No object made or removed, and none written by the deployer.
     assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
     assert_eq!(deployer_writes(c, ns).await, written, "the rerun wrote");
-    // Every version that moved was moved by a controller on an object it owns (after an
-    // API server restart, the PersistentVolumeClaims' binder resyncs them late), never on
-    // an object the deployer applies.
+    // Every version that moved was moved by a controller on what it owns, never on an object
+    // the deployer applies: after an API server restart the PersistentVolumeClaims' binder
+    // resyncs them late, and so does the disruption controller the PodDisruptionBudget's
+    // status (seen once on 2 cores). What the deployer wrote is held by `deployer_writes`
+    // above, for those two as for every other object.
     let moved: Vec<&String> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k).collect();
-    assert!(moved.iter().all(|k| k.starts_with("PersistentVolumeClaim/")), "moved during the rerun: {moved:?}");
+    assert!(
+        moved.iter().all(|k| k.starts_with("PersistentVolumeClaim/") || k.starts_with("PodDisruptionBudget/")),
+        "moved during the rerun: {moved:?}"
+    );
 }
 
 /// Waits until two snapshots a second apart agree (the controller-manager has settled).
