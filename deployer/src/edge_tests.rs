@@ -237,11 +237,34 @@ fn wasm_filters_on(objs: &[Object], mesh: Mesh, gateway: &str, l: &Listener, rou
     }
 }
 
+/// The health configurations the routing is checked under: passive for everyone (the
+/// default, whose answers Envoy Gateway gives itself) and one that needs the health filter.
+const HEALTH_MODES: [&str; 2] = ["{}", r#"{"answer": "agents"}"#];
+
+fn sample_with_health(mesh: Mesh, health: &str) -> Vec<Object> {
+    let mut plan = crate::config::Settings { mesh: Some(mesh), replicas: Some(3), ..Default::default() }.plan().unwrap();
+    plan.health = Some(serde_json::from_str(health).unwrap());
+    crate::render::tests::render_plan(&plan)
+}
+
+/// The direct response a route rule gives through an Envoy Gateway HTTPRouteFilter it names
+/// (`ExtensionRef`), if any.
+fn direct_response<'a>(objs: &'a [Object], rule: &Value) -> Option<&'a Value> {
+    arr(&rule["filters"]).iter().filter(|f| f["type"] == "ExtensionRef").find_map(|f| {
+        let r = &f["extensionRef"];
+        assert_eq!((r["group"].as_str(), r["kind"].as_str()), (Some("gateway.envoyproxy.io"), Some("HTTPRouteFilter")));
+        let o = find(objs, "HTTPRouteFilter", r["name"].as_str().unwrap());
+        o.value["spec"].get("directResponse")
+    })
+}
+
 #[test]
 fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_redirects() {
     let v = Values::defaults();
-    for mesh in MESHES {
-        let objs = sample(mesh, 3);
+    for (mesh, health) in [(Mesh::EnvoyGateway, HEALTH_MODES[0]), (Mesh::EnvoyGateway, HEALTH_MODES[1]), (Mesh::Istio, HEALTH_MODES[0])] {
+        let objs = sample_with_health(mesh, health);
+        // Envoy Gateway answers a fixed health answer itself; otherwise the health filter does.
+        let fixed = mesh == Mesh::EnvoyGateway && edge_logic::health::HealthConfig::from_json(health.as_bytes()).unwrap().answers_are_fixed();
         let gateway = of_kind(&objs, "Gateway")[0].name().to_string();
         let ls = listeners(&objs);
         let http = listener(&ls, v.port("PORT_HTTP").into());
@@ -249,38 +272,63 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
         let solver = solver_route(&objs, "Xq3Tok-en_42");
         let mut routes: Vec<&Value> = of_kind(&objs, "HTTPRoute").into_iter().map(|o| &o.value).collect();
         routes.push(&solver);
-        let m = mesh.as_str();
+        let m = format!("{} {health}", mesh.as_str());
+        let health_filter: &[&str] = if fixed { &[] } else { &["health"] };
 
-        // Port 80: the challenge reaches the solver's route, and only health runs before it.
+        // Port 80: the challenge reaches the solver's route, and at most health runs before it.
         let challenge = Req { method: "GET", path: "/.well-known/acme-challenge/Xq3Tok-en_42", headers: &[] };
         let (route, _) = winner(&routes, &gateway, http, &challenge).expect("a route for the challenge");
         assert_eq!(route, "cm-acme-http-solver-abcde", "{m}: the HTTP-01 challenge is swallowed by {route}");
         let filters = wasm_filters_on(&objs, mesh, &gateway, http, &route);
-        assert_eq!(filters, ["health"], "{m}: on the solver's route run {filters:?}; the router would answer 404");
+        assert_eq!(filters, health_filter, "{m}: on the solver's route run {filters:?}; the router would answer 404");
 
-        // Port 80, anything else: the redirect (other tokens too), with health before it.
-        for path in ["/", "/ipfs/bafkqaaa", "/.well-known/acme-challenge/other", "/.well-known/acme-challenge"] {
-            let req = Req { method: "GET", path, headers: &[] };
+        // Port 80, anything else but a probe: the redirect (other tokens too).
+        for (method, path) in [("POST", "/"), ("GET", "/ipfs/bafkqaaa"), ("GET", "/.well-known/acme-challenge/other"), ("GET", "/.well-known/acme-challenge")] {
+            let req = Req { method, path, headers: &[] };
             let (route, rule) = winner(&routes, &gateway, http, &req).unwrap();
             let r = routes.iter().find(|r| r["metadata"]["name"] == route.as_str()).unwrap();
-            assert_eq!(r["spec"]["rules"][rule]["filters"][0]["type"], "RequestRedirect", "{m}: {path} on port 80 went to {route}");
+            assert_eq!(r["spec"]["rules"][rule]["filters"][0]["type"], "RequestRedirect", "{m}: {method} {path} on port 80 went to {route}");
         }
-        // A probe to port 80 is answered by health, which runs first on the redirect route.
-        let probe = Req { method: "GET", path: "/", headers: &[] };
-        let (redirect, _) = winner(&routes, &gateway, http, &probe).unwrap();
-        assert_eq!(wasm_filters_on(&objs, mesh, &gateway, http, &redirect).first().map(String::as_str), Some("health"), "{m}");
+        // A probe, on either port: Envoy's own 200 with the health filter's body where the
+        // answer is fixed (the probes route, no filter); otherwise health runs first.
+        let redirect = "ipfs-cluster-redirect";
+        for (l, method) in [(http, "GET"), (http, "HEAD"), (https, "GET"), (https, "HEAD")] {
+            let probe = Req { method, path: "/", headers: &[] };
+            let (route, rule) = winner(&routes, &gateway, l, &probe).unwrap();
+            let filters = wasm_filters_on(&objs, mesh, &gateway, l, &route);
+            let r = routes.iter().find(|r| r["metadata"]["name"] == route.as_str()).unwrap();
+            let answer = direct_response(&objs, &r["spec"]["rules"][rule]);
+            if fixed {
+                let a = answer.unwrap_or_else(|| panic!("{m}: {method} / on {} starts on {route}, not Envoy's own answer", l.name));
+                let (status, body) = edge_logic::health::ok_answer();
+                assert_eq!((a["statusCode"].as_u64(), a["body"]["inline"].as_str()), (Some(u64::from(status)), Some(body.as_str())), "{m}");
+                assert_eq!(a["contentType"], "application/json", "{m}");
+                assert!(filters.is_empty(), "{m}: {method} / runs {filters:?}");
+            } else {
+                assert!(answer.is_none(), "{m}: {route} answers probes itself");
+                assert_eq!(filters.first().map(String::as_str), Some("health"), "{m}: {method} / on {} starts on {route}", l.name);
+            }
+        }
 
         // Port 443: the router on every route of ours, so nothing is routed unclassified, but
-        // the native gateway reads' (Envoy Gateway), which runs none: each of its matches is
-        // a GET or HEAD of the router's native-read rule.
+        // the native gateway reads' and the probes' (Envoy Gateway), which run none: each of
+        // their matches is a GET or HEAD of the router's native-read rule, or of a health path.
         let reads = crate::render::native_reads_route("ipfs-cluster");
+        let health_paths = edge_logic::health::HealthConfig::from_json(health.as_bytes()).unwrap().paths;
         for r in of_kind(&objs, "HTTPRoute").into_iter().filter(|r| attaches_to(&r.value, &gateway, &https.name)) {
             let filters = wasm_filters_on(&objs, mesh, &gateway, https, r.name());
-            if r.name() == reads {
+            let probes = r.name() == "ipfs-cluster-probes";
+            if r.name() == reads || probes {
                 assert!(filters.is_empty(), "{m}: {} runs {filters:?}", r.display());
                 for matched in arr(&r.value["spec"]["rules"]).iter().flat_map(|rule| arr(&rule["matches"])) {
-                    assert_eq!(matched["path"]["value"], edge_logic::router::native_read::PATH_REGEX, "{m}");
-                    assert!(edge_logic::router::native_read::METHODS.contains(&matched["method"].as_str().unwrap()), "{m}");
+                    let method = matched["method"].as_str().unwrap();
+                    if probes {
+                        assert!(health_paths.iter().any(|p| matched["path"]["value"] == p.as_str()), "{m}: {matched}");
+                        assert!(["GET", "HEAD"].contains(&method), "{m}: {matched}");
+                    } else {
+                        assert_eq!(matched["path"]["value"], edge_logic::router::native_read::PATH_REGEX, "{m}");
+                        assert!(edge_logic::router::native_read::METHODS.contains(&method), "{m}");
+                    }
                 }
                 continue;
             }
@@ -289,11 +337,10 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
         // A request runs the filters of the route it starts on, unmarked (a client's mark is
         // removed before routing): Envoy builds its filter chain then. Envoy Gateway enables
         // a policy's filters per route, so each request pays only for the filters it needs:
-        // health first on its path (probes answered there as well), add_response after the
-        // router on /api/v0/add; Istio runs every filter of the port on every route.
-        // Clean gateway reads run none (the native read route).
-        let cases: [(&str, &str, &[&str]); 10] = [
-            ("GET", "/", &["health", "router"]),
+        // health first on its path, add_response after the router on /api/v0/add; Istio runs
+        // every filter of the port on every route. Clean gateway reads run none (the native
+        // read route), nor do probes where Envoy gives the fixed answer (the probes route).
+        let cases: [(&str, &str, &[&str]); 9] = [
             ("POST", "/", &["health", "router"]),
             ("POST", "/api/v0/add", &["router", "add_response"]),
             ("POST", "/api/v0/add/x", &["router"]),
@@ -314,7 +361,7 @@ fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_re
             }
         }
         // And no route of ours is on port 443 without them; the redirect is only on port 80.
-        assert!(!attaches_to(&find(&objs, "HTTPRoute", &redirect).value, &gateway, &https.name), "{m}");
+        assert!(!attaches_to(&find(&objs, "HTTPRoute", redirect).value, &gateway, &https.name), "{m}");
     }
 }
 

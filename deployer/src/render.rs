@@ -153,9 +153,12 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     values.set("FILTER_CONFIG_ROUTER", with_token_digests(&router, &tokens, &[]).to_string());
     let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
     values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
-    let (unmarked, marked) = health_matches(values.need("FILTER_CONFIG_HEALTH")?)?;
+    let health = health_config(values.need("FILTER_CONFIG_HEALTH")?)?;
+    let (unmarked, marked) = health_matches(&health);
     values.set("HEALTH_MATCHES", unmarked.to_string());
     values.set("HEALTH_MATCHES_MARKED", marked.to_string());
+    values.set("HEALTH_MATCHES_FIXED", fixed_health_matches(&health).to_string());
+    values.set("HEALTH_OK_BODY", Value::from(edge_logic::health::ok_answer().1).to_string());
 
     let mut out = Vec::new();
     for t in TEMPLATES.iter().filter(|t| t.mesh.is_none_or(|m| m == input.plan.mesh)) {
@@ -192,7 +195,54 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
     }
     active_health_checks(&mut out, input.plan.mesh, &values)?;
     native_reads(&mut out, &values)?;
+    fixed_health_answers(&mut out, &health, values.need("NAME")?);
     Ok(out)
+}
+
+/// Where the health answers are fixed (`HealthConfig::answers_are_fixed`), Envoy Gateway's
+/// probes route answers them (envoy-gateway/native-health.yaml) and the HTTP listener's health
+/// policy, which has nothing else, is left out. Otherwise the probes route and its filter are.
+/// `up` deletes what an earlier run made and this one leaves out ([`optional_objects`]).
+///
+/// The HTTPS health policy keeps the health filter either way, though with the probes route it
+/// answers nothing (what reaches it is another method): Envoy Gateway names a policy's VMs by
+/// their index in its `wasm` list, and a list changed in place (a module taken out, the next
+/// moving up) had Envoy run the other module with this one's configuration after a live update
+/// (seen: the router given health's active configuration, and refusing it). A stable list
+/// leaves every switch between modes a change of configuration only.
+fn fixed_health_answers(objects: &mut Vec<Object>, health: &edge_logic::health::HealthConfig, name: &str) {
+    let [probes, ok, http_policy] = fixed_health_objects(name);
+    let is = |o: &Object, (kind, n): &(&str, String)| o.kind() == *kind && o.name() == n;
+    if health.answers_are_fixed() {
+        objects.retain(|o| !is(o, &http_policy));
+    } else {
+        objects.retain(|o| !is(o, &probes) && !is(o, &ok));
+    }
+}
+
+/// (kind, name) of the probes route, its direct response, and the HTTP listener's health
+/// policy: the objects [`fixed_health_answers`] chooses between.
+fn fixed_health_objects(name: &str) -> [(&'static str, String); 3] {
+    [("HTTPRoute", format!("{name}-probes")), ("HTTPRouteFilter", format!("{name}-health-ok")), ("EnvoyExtensionPolicy", format!("{name}-health-http"))]
+}
+
+/// Every object a render may leave out, depending on the configuration, as (group, version,
+/// kind) and name: what `up` and `down` delete when this render has none of it, so an earlier
+/// configuration's object never outlives it (a native read route serving reads the router now
+/// refuses, a probes route answering 200 where active health should say 503). Only Envoy
+/// Gateway's templates have such objects.
+pub fn optional_objects(p: &Plan) -> Vec<((&'static str, &'static str, &'static str), String)> {
+    if p.mesh != Mesh::EnvoyGateway {
+        return Vec::new();
+    }
+    let gvk = |kind: &str| match kind {
+        "HTTPRoute" => ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "HTTPRouteFilter" => ("gateway.envoyproxy.io", "v1alpha1", "HTTPRouteFilter"),
+        _ => ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"),
+    };
+    let mut out = vec![(gvk("HTTPRoute"), native_reads_route(&p.name))];
+    out.extend(fixed_health_objects(&p.name).into_iter().map(|(k, n)| (gvk(k), n)));
+    out
 }
 
 /// The native read route (envoy-gateway/native-reads.yaml) as the router's policy has it:
@@ -373,17 +423,28 @@ fn router_health_paths(router: &mut Value, health: &str) -> Result<(), Error> {
     }
 }
 
+/// The health filter's configuration, read by the filter's own code.
+fn health_config(config: &str) -> Result<edge_logic::health::HealthConfig, Error> {
+    edge_logic::health::HealthConfig::from_json(config.as_bytes()).map_err(|e| Error::Usage(format!("FILTER_CONFIG_HEALTH: {e}")))
+}
+
 /// The health route's matches, unmarked and marked `health`: one Exact path per path the
 /// health filter answers (its own reading of its configuration, so the route and the filter
 /// cannot disagree), so that it runs on those paths only.
-fn health_matches(config: &str) -> Result<(Value, Value), Error> {
-    let cfg = edge_logic::health::HealthConfig::from_json(config.as_bytes())
-        .map_err(|e| Error::Usage(format!("FILTER_CONFIG_HEALTH: {e}")))?;
+fn health_matches(cfg: &edge_logic::health::HealthConfig) -> (Value, Value) {
     let path = |p: &String| serde_json::json!({"type": "Exact", "value": p});
     let unmarked = cfg.paths.iter().map(|p| serde_json::json!({"path": path(p)})).collect();
     let mark = serde_json::json!([{"type": "Exact", "name": edge_logic::backend::BACKEND_HEADER, "value": "health"}]);
     let marked = cfg.paths.iter().map(|p| serde_json::json!({"path": path(p), "headers": mark})).collect();
-    Ok((Value::Array(unmarked), Value::Array(marked)))
+    (Value::Array(unmarked), Value::Array(marked))
+}
+
+/// The probes route's matches: a GET and a HEAD of each path the health filter answers, the
+/// requests whose answer is fixed in passive mode (`HealthConfig::takes`; the query is not
+/// matched, as the filter ignores it).
+fn fixed_health_matches(cfg: &edge_logic::health::HealthConfig) -> Value {
+    let m = |p: &String, method: &str| serde_json::json!({"path": {"type": "Exact", "value": p}, "method": method});
+    cfg.paths.iter().flat_map(|p| [m(p, "GET"), m(p, "HEAD")]).collect()
 }
 
 /// The version in a Kubo image's tag without its `v` (`…/kubo:v0.42.0@sha256:…` -> `0.42.0`);
@@ -759,16 +820,18 @@ pub mod tests {
     fn the_health_route_takes_the_health_filters_paths() {
         // The default, as the README's recipe without the deployer spells it.
         let readme = include_str!("../../manifests/kubernetes/README.md");
-        let (unmarked, marked) = health_matches("{}").unwrap();
-        for (key, want) in [("HEALTH_MATCHES", &unmarked), ("HEALTH_MATCHES_MARKED", &marked)] {
+        let (unmarked, marked) = health_matches(&health_config("{}").unwrap());
+        let fixed = fixed_health_matches(&health_config("{}").unwrap());
+        let body = Value::from(edge_logic::health::ok_answer().1);
+        for (key, want) in [("HEALTH_MATCHES", &unmarked), ("HEALTH_MATCHES_MARKED", &marked), ("HEALTH_MATCHES_FIXED", &fixed), ("HEALTH_OK_BODY", &body)] {
             let line = readme.lines().find(|l| l.starts_with(&format!("export {key}='"))).unwrap_or_else(|| panic!("README: no {key}"));
             let v: Value = serde_json::from_str(line.split('\'').nth(1).unwrap()).unwrap();
             assert_eq!(&v, want, "README's {key}");
         }
-        let (unmarked, marked) = health_matches(r#"{"paths": ["/", "/healthz"]}"#).unwrap();
+        let (unmarked, marked) = health_matches(&health_config(r#"{"paths": ["/", "/healthz"]}"#).unwrap());
         assert_eq!(unmarked, serde_json::json!([{"path": {"type": "Exact", "value": "/"}}, {"path": {"type": "Exact", "value": "/healthz"}}]));
         assert_eq!(marked[1]["headers"][0]["value"], "health");
-        assert!(health_matches(r#"{"paths": []}"#).is_err());
+        assert!(health_config(r#"{"paths": []}"#).is_err());
     }
 
     #[test]
@@ -931,6 +994,49 @@ pub mod tests {
         assert!(with(Some(serde_json::json!({"gateway": "credential"})), Mesh::EnvoyGateway).is_none());
         assert!(with(Some(serde_json::json!({"gateway": "deny"})), Mesh::EnvoyGateway).is_none());
         assert!(with(None, Mesh::Istio).is_none(), "with Istio the router runs on every request anyway");
+    }
+
+    /// Probes: Envoy Gateway's own answer where the health answers are fixed, the health
+    /// filter (in the HTTPS and HTTP policies) where they are not; one or the other, never both,
+    /// and every object either leaves out is one `up` deletes when left from an earlier run.
+    #[test]
+    fn probes_are_envoys_own_answer_only_where_the_health_answers_are_fixed() {
+        let with = |health: &str, mesh: Mesh| {
+            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
+            plan.health = Some(serde_json::from_str(health).unwrap());
+            (render_plan(&plan), plan)
+        };
+        let names = |objs: &[Object]| objs.iter().map(|o| format!("{}/{}", o.kind(), o.name())).collect::<Vec<_>>();
+        let (fixed, plan) = with(r#"{"paths": ["/", "/healthz"]}"#, Mesh::EnvoyGateway);
+        let route = find(&fixed, "HTTPRoute", "ipfs-cluster-probes");
+        let sections: Vec<&Value> = route["spec"]["parentRefs"].as_array().unwrap().iter().map(|p| &p["sectionName"]).collect();
+        assert_eq!(sections, ["http", "https"]);
+        let m = |p: &str, method: &str| serde_json::json!({"path": {"type": "Exact", "value": p}, "method": method});
+        assert_eq!(route["spec"]["rules"][0]["matches"], serde_json::json!([m("/", "GET"), m("/", "HEAD"), m("/healthz", "GET"), m("/healthz", "HEAD")]));
+        let answer = &find(&fixed, "HTTPRouteFilter", "ipfs-cluster-health-ok")["spec"]["directResponse"];
+        assert_eq!(answer["body"]["inline"].as_str(), Some(edge_logic::health::ok_answer().1.as_str()));
+        assert!(!names(&fixed).contains(&"EnvoyExtensionPolicy/ipfs-cluster-health-http".to_string()));
+        // The HTTPS health policy is the same list of modules in every mode (a live switch
+        // changes configuration only): health then the router, for every other method.
+        let modules = |objs: &[Object]| find(objs, "EnvoyExtensionPolicy", "ipfs-cluster-health")["spec"]["wasm"].as_array().unwrap().iter().map(|w| w["rootID"].clone()).collect::<Vec<_>>();
+        assert_eq!(modules(&fixed), ["health", "router"]);
+        let optional: Vec<String> = optional_objects(&plan).iter().map(|((_, _, k), n)| format!("{k}/{n}")).collect();
+        for health in [r#"{"answer": "agents"}"#, r#"{"active": {}}"#] {
+            let (objs, _) = with(health, Mesh::EnvoyGateway);
+            let got = names(&objs);
+            for gone in ["HTTPRoute/ipfs-cluster-probes", "HTTPRouteFilter/ipfs-cluster-health-ok"] {
+                assert!(!got.contains(&gone.to_string()), "{health}: {gone}");
+            }
+            assert_eq!(eg_wasm(&objs, Some("health")).len(), 2, "{health}: on both listeners");
+            assert_eq!(modules(&objs), modules(&fixed), "{health}");
+            // Whatever one configuration has and another has not, `up` knows to delete.
+            for n in names(&fixed).iter().filter(|n| !got.contains(n)).chain(got.iter().filter(|n| !names(&fixed).contains(n))) {
+                assert!(optional.contains(n), "{n} is in one health mode's render only, and not in optional_objects");
+            }
+        }
+        let (istio, plan) = with("{}", Mesh::Istio);
+        assert!(!names(&istio).iter().any(|n| n.ends_with("-probes")), "Istio's health WasmPlugin answers");
+        assert!(optional_objects(&plan).is_empty());
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub const TEMPLATES: &[Template] = &[
     tpl!(Edge, "edge/gateway.yaml", Scope::Once, None),
     tpl!(Edge, "edge/routes.yaml", Scope::Once, None),
     tpl!(Edge, "envoy-gateway/native-reads.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
+    tpl!(Edge, "envoy-gateway/native-health.yaml", Scope::Once, Some(Mesh::EnvoyGateway)),
     tpl!(Edge, "edge/certificate.yaml", Scope::Once, None),
     tpl!(Edge, "monitoring/pod-monitor-envoy-gateway.yaml", Scope::Once, Some(Mesh::EnvoyGateway), true),
     tpl!(Edge, "monitoring/pod-monitor-istio.yaml", Scope::Once, Some(Mesh::Istio), true),

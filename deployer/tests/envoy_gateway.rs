@@ -201,12 +201,14 @@ async fn up_with_controller(c: &Client, ns: &str) {
     give_gateway_address(c, ns).await;
 }
 
-const ROUTES: [&str; 4] = ["ipfs-cluster-gateway", "ipfs-cluster-redirect", "ipfs-cluster-rest", "ipfs-cluster-rpc"];
+// The probes route on both listeners, its direct response resolved (passive health, the
+// default: Envoy answers probes itself).
+const ROUTES: [&str; 5] = ["ipfs-cluster-gateway", "ipfs-cluster-redirect", "ipfs-cluster-rest", "ipfs-cluster-rpc", "ipfs-cluster-probes"];
 const POLICIES: [(&str, &str); 4] = [
     ("ClientTrafficPolicy", "ipfs-cluster"),
     ("BackendTrafficPolicy", "ipfs-cluster-api"),
     ("EnvoyExtensionPolicy", "ipfs-cluster-filters"),
-    ("EnvoyExtensionPolicy", "ipfs-cluster-health-http"),
+    ("EnvoyExtensionPolicy", "ipfs-cluster-health"),
 ];
 
 /// What is not yet as the controller should report it for everything `up` applied; None

@@ -239,9 +239,32 @@ async fn up_installs_everything_and_a_second_up_changes_nothing() {
     assert!(routes(c.clone()).await.contains(&"ipfs-cluster-reads".to_string()));
     std::fs::write(&router_file, r#"{"gateway": "credential", "credentials": {"bearer_tokens": ["ci-4b1d0c0ffee5eed5a1t"]}}"#).unwrap();
     let err = run_ok(&s.admin(), ns, &["up", "--router-config", router_file.to_str().unwrap()]);
-    assert!(err.contains("native gateway-read route deleted"), "{err}");
+    assert!(err.contains("HTTPRoute/ipfs-cluster-reads deleted"), "{err}");
     let left = routes(c.clone()).await;
     assert!(!left.contains(&"ipfs-cluster-reads".to_string()) && left.contains(&"ipfs-cluster-gateway".to_string()), "{left:?}");
+
+    // Probes are Envoy's own answer while health is passive; in active mode the health filter
+    // answers them, so the probes route and its direct response go, and the filter's policy
+    // on the HTTP listener comes.
+    let policies = |c: Client| async move {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"));
+        let api: Api<DynamicObject> = Api::namespaced_with(c, ns, &ar);
+        api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|r| r.metadata.name).collect::<Vec<_>>()
+    };
+    assert!(left.contains(&"ipfs-cluster-probes".to_string()), "{left:?}");
+    assert!(!policies(c.clone()).await.contains(&"ipfs-cluster-health-http".to_string()));
+    let health_file = router_file.with_file_name("health.json");
+    std::fs::write(&health_file, r#"{"active": {}}"#).unwrap();
+    let args = ["up", "--router-config", router_file.to_str().unwrap(), "--health-config", health_file.to_str().unwrap()];
+    let err = run_ok(&s.admin(), ns, &args);
+    assert!(err.contains("HTTPRoute/ipfs-cluster-probes deleted") && err.contains("HTTPRouteFilter/ipfs-cluster-health-ok deleted"), "{err}");
+    assert!(!routes(c.clone()).await.contains(&"ipfs-cluster-probes".to_string()));
+    assert!(policies(c.clone()).await.contains(&"ipfs-cluster-health-http".to_string()));
+    // And back: the policy on the HTTP listener goes.
+    std::fs::write(&health_file, "{}").unwrap();
+    let err = run_ok(&s.admin(), ns, &args);
+    assert!(err.contains("EnvoyExtensionPolicy/ipfs-cluster-health-http deleted"), "{err}");
+    assert!(routes(c.clone()).await.contains(&"ipfs-cluster-probes".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,8 +32,8 @@ pub async fn down(cl: &Cluster, mut plan: Plan, purge: bool, confirm: Option<Str
         deleted += read::delete_object(cl, &o.value).await? as usize;
     }
     deleted += state::delete_swarm_beyond(cl, &plan, 0).await?;
-    // One an earlier configuration made, if this one renders none.
-    deleted += state::delete_native_reads_unless_rendered(cl, &plan, &objects).await? as usize;
+    // Those an earlier configuration made, if this one renders none.
+    deleted += state::delete_left_out(cl, &plan, &objects).await?.len();
     eprintln!("deleted {deleted} objects from namespace {ns}");
     if purge {
         read::delete::<Namespace>(cl, None, &ns).await?;

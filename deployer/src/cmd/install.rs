@@ -46,6 +46,7 @@ pub fn components(p: &Plan) -> Vec<Component> {
                 ("gateway.networking.k8s.io", "v1", "GatewayClass"),
                 ("gateway.networking.k8s.io", "v1", "Gateway"),
                 ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+                ("gateway.envoyproxy.io", "v1alpha1", "HTTPRouteFilter"),
                 ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"),
                 ("gateway.envoyproxy.io", "v1alpha1", "ClientTrafficPolicy"),
                 ("gateway.envoyproxy.io", "v1alpha1", "BackendTrafficPolicy"),

@@ -197,22 +197,29 @@ pub async fn delete_swarm_beyond(cl: &Cluster, p: &Plan, replicas: u32) -> Resul
     Ok(n)
 }
 
-/// The native read route, deleted when this render has none (the router's gateway is no
-/// longer public: left, it would serve reads the router now refuses); `true` if one was there.
-pub async fn delete_native_reads_unless_rendered(cl: &Cluster, plan: &Plan, objects: &[crate::render::Object]) -> Result<bool, Error> {
-    let name = crate::render::native_reads_route(&plan.name);
-    if objects.iter().any(|o| o.kind() == "HTTPRoute" && o.name() == name) {
-        return Ok(false);
+/// The objects a render may leave out (`render::optional_objects`: the native read route,
+/// the probes route and its direct response, the HTTP listener's health policy), each deleted
+/// when this render has none: left, an earlier configuration's would go on serving (reads the
+/// router now refuses, a fixed 200 where active health should answer 503). Returns those
+/// deleted, as `Kind/name`.
+pub async fn delete_left_out(cl: &Cluster, plan: &Plan, objects: &[crate::render::Object]) -> Result<Vec<String>, Error> {
+    let mut gone = Vec::new();
+    for (gvk, name) in crate::render::optional_objects(plan) {
+        if objects.iter().any(|o| o.kind() == gvk.2 && o.name() == name) {
+            continue;
+        }
+        // Looked up first: a rerun that has nothing to delete sends no write.
+        if read::get_dynamic(cl, gvk, Some(&plan.namespace), &name).await?.is_none() {
+            continue;
+        }
+        let object = serde_json::json!({
+            "apiVersion": format!("{}/{}", gvk.0, gvk.1),
+            "kind": gvk.2,
+            "metadata": {"name": name, "namespace": plan.namespace},
+        });
+        if read::delete_object(cl, &object).await? {
+            gone.push(format!("{}/{name}", gvk.2));
+        }
     }
-    // Looked up first: a rerun that has nothing to delete sends no write.
-    let gvk = ("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    if read::get_dynamic(cl, gvk, Some(&plan.namespace), &name).await?.is_none() {
-        return Ok(false);
-    }
-    let route = serde_json::json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": plan.namespace},
-    });
-    read::delete_object(cl, &route).await
+    Ok(gone)
 }

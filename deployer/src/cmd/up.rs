@@ -90,8 +90,11 @@ pub async fn up(cl: &mut Cluster, mut plan: Plan, bundle: Option<&std::path::Pat
         objects.iter().filter(|o| o.step == Step::Edge).partition(|o| is_policy(o));
     let n = apply_all(cl, &values(policies)).await? + apply_all(cl, &values(routes)).await?;
     eprintln!("[5/6] Gateway, routes, Issuer and Certificate for {} ({n} changed)", plan.domain);
-    if state::delete_native_reads_unless_rendered(cl, &plan, &objects).await? {
-        eprintln!("      ✓ the native gateway-read route deleted: the router decides every read (its gateway is not public)");
+    // What an earlier configuration made and this one has not: the native read route where
+    // the router's gateway is no longer public, the probes route where health now needs its
+    // filter, or the filter's HTTP policy where Envoy now answers probes itself.
+    for gone in state::delete_left_out(cl, &plan, &objects).await? {
+        eprintln!("      ✓ {gone} deleted: this configuration has none");
     }
 
     let (policies, delivery): (Vec<&Object>, Vec<&Object>) =

@@ -28,6 +28,14 @@ fn empty_configuration_is_passive_on_slash_for_everyone() {
 }
 
 #[test]
+fn only_passive_mode_for_everyone_has_fixed_answers() {
+    assert!(cfg("{}").answers_are_fixed());
+    assert!(cfg(r#"{"paths":["/","/healthz"]}"#).answers_are_fixed());
+    assert!(!cfg(r#"{"answer":"agents"}"#).answers_are_fixed());
+    assert!(!cfg(r#"{"active":{}}"#).answers_are_fixed());
+}
+
+#[test]
 fn agents_mode_answers_only_known_checkers() {
     let c = cfg(r#"{"answer":"agents","paths":["/","/healthz"]}"#);
     assert!(c.takes("GET", b"/", Some(b"GoogleHC/1.0")));

@@ -259,10 +259,16 @@ pub fn wasm_sources(objects: &[Value]) -> Vec<(String, String, String)> {
 /// The same for the policies attached to the Gateway listener `section`: targeting it (by
 /// `sectionName`) or an HTTPRoute attached to it.
 pub fn wasm_sources_on(objects: &[Value], section: &str) -> Vec<(String, String, String)> {
+    wasm_sources(&policies_on(objects, section))
+}
+
+/// The EnvoyExtensionPolicies attached to listener `section`: to it by `sectionName`, or to
+/// a route whose parentRefs name it.
+pub fn policies_on(objects: &[Value], section: &str) -> Vec<Value> {
     let on_section = |refs: &Value| refs.as_array().into_iter().flatten().any(|t| t["sectionName"] == section);
     let routes: Vec<&str> =
         objects.iter().filter(|o| kind(o) == "HTTPRoute" && on_section(&o["spec"]["parentRefs"])).map(name).collect();
-    let on: Vec<Value> = objects
+    objects
         .iter()
         .filter(|o| kind(o) == "EnvoyExtensionPolicy")
         .filter(|p| {
@@ -272,8 +278,7 @@ pub fn wasm_sources_on(objects: &[Value], section: &str) -> Vec<(String, String,
             })
         })
         .cloned()
-        .collect();
-    wasm_sources(&on)
+        .collect()
 }
 
 /// Writes the objects as one YAML stream (what the File provider watches).

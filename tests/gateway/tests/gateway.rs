@@ -111,18 +111,42 @@ enum Variant {
     NoRateLimit,
 }
 
-/// The health filter's configuration of the variants that differ from the render in nothing
-/// else: Envoy Gateway switches between them live (`None`: another variant).
-fn health_config(v: Variant) -> Option<Value> {
+/// The health configuration of the variants that differ from the render in health alone
+/// (`None`: another variant). Envoy Gateway switches between them live.
+fn health_json(v: Variant) -> Option<String> {
     match v {
-        Variant::Rendered => {
-            let p = world().rendered.iter().find(|o| render::kind(o) == "EnvoyExtensionPolicy").unwrap();
-            p["spec"]["wasm"].as_array().unwrap().iter().find(|x| x["name"] == "health").map(|x| x["config"].clone())
-        }
-        Variant::HealthPassive => Some(serde_json::from_str(health::PASSIVE).unwrap()),
-        Variant::HealthActive => Some(deployer_active_health()),
+        Variant::Rendered => Some(render::value("FILTER_CONFIG_HEALTH")),
+        Variant::HealthPassive => Some(health::PASSIVE.to_string()),
+        Variant::HealthActive => Some(health::active(None)),
         _ => None,
     }
+}
+
+/// The objects of a health variant: `deployer render --health-config` with its configuration,
+/// whose routes, route filters and extension policies (the deployer chooses them by the
+/// configuration: Envoy's own answer or the health filter's, on which paths, with which
+/// checks) replace the world's; everything else (Backends, Secrets) is the world's. The
+/// rendered variant is the world's objects themselves.
+fn health_objects(v: Variant) -> Vec<Value> {
+    static RENDERS: Mutex<BTreeMap<String, Vec<Value>>> = Mutex::new(BTreeMap::new());
+    let config = health_json(v).expect("a health variant");
+    if v == Variant::Rendered {
+        return world().objects.clone();
+    }
+    let mut renders = RENDERS.lock().unwrap_or_else(|e| e.into_inner());
+    let w = world();
+    let chosen = |o: &Value| matches!(render::kind(o), "HTTPRoute" | "HTTPRouteFilter" | "EnvoyExtensionPolicy");
+    let ours = renders.entry(config.clone()).or_insert_with(|| {
+        let dir = std::env::temp_dir().join(format!("edge-gateway-render-{}-{:?}", std::process::id(), v));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("health.json");
+        std::fs::write(&file, &config).unwrap();
+        let objs = render::render_with(DOMAIN, &dir.join("rendered"), &["--health-config".as_ref(), file.as_os_str()]);
+        let objs = render::with_backends(&render::for_envoy_gateway(&objs), &|sp| role(sp).map(|r| w.backends[r].addr));
+        objs.into_iter().filter(chosen).collect()
+    });
+    w.objects.iter().filter(|o| !chosen(o)).cloned().chain(ours.iter().cloned()).collect()
 }
 
 /// The health configuration `deployer render --health-config` writes for active mode given
@@ -131,13 +155,7 @@ fn health_config(v: Variant) -> Option<Value> {
 /// of the rule each backend's mark selects (the defaults name manifests/envoy/envoy.yaml's
 /// clusters, which the generated configuration does not have).
 fn deployer_active_health() -> Value {
-    let dir = std::env::temp_dir().join(format!("edge-gateway-render-active-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("health.json");
-    std::fs::write(&file, health::active(None)).unwrap();
-    let out = dir.join("rendered");
-    let objs = render::render_with(DOMAIN, &out, &["--health-config".as_ref(), file.as_os_str()]);
+    let objs = health_objects(Variant::HealthActive);
     let policy = objs.iter().find(|o| render::kind(o) == "EnvoyExtensionPolicy" && render::name(o) == format!("{}-health", world().name));
     let cfg = policy.and_then(|p| p["spec"]["wasm"].as_array()?.iter().find(|x| x["name"] == "health").map(|x| x["config"].clone()));
     let cfg = cfg.expect("the health policy's health filter in the render");
@@ -150,34 +168,7 @@ fn deployer_active_health() -> Value {
 }
 
 fn objects_for(v: Variant) -> Vec<Value> {
-    let w = world();
-    let mut objects = w.objects.clone();
-    if matches!(v, Variant::HealthPassive | Variant::HealthActive) {
-        let config = health_config(v).unwrap();
-        for o in objects.iter_mut().filter(|o| render::kind(o) == "EnvoyExtensionPolicy") {
-            for wasm in o["spec"]["wasm"].as_array_mut().unwrap().iter_mut().filter(|x| x["name"] == "health") {
-                wasm["config"] = config.clone();
-            }
-        }
-        // The health filter runs on the health route alone, whose matches the deployer
-        // writes from the health configuration's paths: the same paths here, as `deployer
-        // render` with this configuration gives them.
-        let paths: Vec<Value> = config["paths"].as_array().cloned().unwrap_or_else(|| vec![Value::from("/")]);
-        let health_route = format!("{}-health", w.name);
-        for r in objects.iter_mut().filter(|o| render::kind(o) == "HTTPRoute" && render::name(o) == health_route) {
-            for rule in r["spec"]["rules"].as_array_mut().unwrap() {
-                let first = rule["matches"][0].clone();
-                rule["matches"] = paths
-                    .iter()
-                    .map(|p| {
-                        let mut m = first.clone();
-                        m["path"]["value"] = p.clone();
-                        m
-                    })
-                    .collect();
-            }
-        }
-    }
+    let mut objects = if health_json(v).is_some() { health_objects(v) } else { world().objects.clone() };
     if matches!(v, Variant::NoRateLimit | Variant::Daemons) {
         for p in objects.iter_mut().filter(|o| render::kind(o) == "BackendTrafficPolicy") {
             p["spec"].as_object_mut().unwrap().remove("rateLimit");
@@ -231,11 +222,11 @@ fn gateway(v: Variant) -> Arc<EnvoyGateway> {
         if *cv == v {
             return eg.clone();
         }
-        if let (Some(_), Some(want)) = (health_config(*cv), health_config(v)) {
-            // Only the health filter's configuration changes: live, as on a cluster.
+        if health_json(*cv).is_some() && health_json(v).is_some() {
+            // Only the health configuration changes: live, as on a cluster.
             let eg = eg.clone();
             eg.update(&objects_for(v));
-            wait_health_config(&eg, &want);
+            wait_health_live(&eg, v);
             *cur = Some((v, eg.clone()));
             return eg;
         }
@@ -249,22 +240,39 @@ fn gateway(v: Variant) -> Arc<EnvoyGateway> {
     eg
 }
 
-/// Waits until the health filter of both listeners Envoy runs (active, not warming) has
-/// `want` as its configuration.
-fn wait_health_config(eg: &EnvoyGateway, want: &Value) {
+/// Waits until Envoy (its active configuration, not a warming one) answers probes on both
+/// listeners as variant `v`'s render says: by itself on exactly its health paths where the
+/// answers are fixed, else by the health filter with the rendered configuration.
+fn wait_health_live(eg: &EnvoyGateway, v: Variant) {
+    let objects = objects_for(v);
+    let fixed: Vec<String> = objects
+        .iter()
+        .filter(|o| render::kind(o) == "HTTPRoute" && render::name(o) == format!("{}-probes", world().name))
+        .flat_map(|r| r["spec"]["rules"][0]["matches"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["path"]["value"].as_str().map(String::from))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let filter = |section: &str| {
+        render::policies_on(&objects, section)
+            .iter()
+            .flat_map(|p| p["spec"]["wasm"].as_array().cloned().unwrap_or_default())
+            .find(|w| w["name"] == "health")
+            .map(|w| w["config"].clone())
+    };
+    let want = [(fixed.clone(), filter("https")), (fixed, filter("http"))];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let dump = eg.config_dump();
-        let live = |port: &str| {
-            hcm_filters(&dump, render::port(port)).iter().any(|f| {
-                let c = &f["typed_config"]["config"];
-                c["root_id"] == "health" && c["configuration"]["value"].as_str().and_then(|t| serde_json::from_str::<Value>(t).ok()).as_ref() == Some(want)
-            })
-        };
-        if live("PORT_HTTPS") && live("PORT_HTTP") {
+        let live = ["PORT_HTTPS", "PORT_HTTP"].map(|p| live_health(&dump, render::port(p)));
+        if live == want {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "health configuration {want} not live after 60 s:\n{}", gateway::eg::tail(&eg.log(), 40));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{v:?}: probes answered as {live:?} after 60 s, want {want:?}:\n{}",
+            gateway::eg::tail(&eg.log(), 40)
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
@@ -413,6 +421,46 @@ fn hcm_filters(dump: &Value, port: u16) -> Vec<Value> {
     hcm(dump, port)["http_filters"].as_array().cloned().unwrap_or_default()
 }
 
+/// The virtual host of the domain in the route configuration of the listener on `port`.
+fn vhost(dump: &Value, port: u16) -> Value {
+    let h = hcm(dump, port);
+    let rc_name = h["rds"]["route_config_name"].as_str().expect("RDS route config name");
+    let rc = dump["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["dynamic_route_configs"].as_array().into_iter().flatten())
+        .find(|r| r["route_config"]["name"] == rc_name)
+        .map(|r| r["route_config"].clone())
+        .unwrap_or_else(|| panic!("no route configuration {rc_name}"));
+    rc["virtual_hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["domains"].as_array().is_some_and(|d| d.iter().any(|d| d == DOMAIN)))
+        .cloned()
+        .unwrap_or_else(|| panic!("no virtual host for {DOMAIN} in {rc_name}"))
+}
+
+/// How Envoy answers probes on the listener on `port`: the exact paths it answers with a
+/// direct 200 itself, and the health filter's configuration if one runs there.
+fn live_health(dump: &Value, port: u16) -> (Vec<String>, Option<Value>) {
+    let mut fixed: Vec<String> = vhost(dump, port)["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["direct_response"]["status"] == 200)
+        .filter_map(|r| r["match"]["path"].as_str().map(String::from))
+        .collect();
+    fixed.sort();
+    fixed.dedup();
+    let filter = hcm_filters(dump, port).iter().find_map(|f| {
+        let c = &f["typed_config"]["config"];
+        (c["root_id"] == "health").then(|| c["configuration"]["value"].as_str().and_then(|t| serde_json::from_str::<Value>(t).ok())).flatten()
+    });
+    (fixed, filter)
+}
+
 fn wasm_fetched_and_pinned() -> Result<(), Failed> {
     let w = world();
     let eg = gateway(Variant::Rendered);
@@ -424,10 +472,11 @@ fn wasm_fetched_and_pinned() -> Result<(), Failed> {
     }
     // On each listener the filters of the policies attached to it (to the listener or to its
     // routes), one per policy entry, each pinned to the rendered SHA-256, fetched by Envoy
-    // from Envoy Gateway's cache (not from the filter server): all three on HTTPS, health
-    // alone on HTTP (where cert-manager's HTTP-01 solver must be reached without the
-    // router). Which of them run on which route, in what order, is the static file's
-    // comparison (`static_file_routes_and_filters_as_generated`).
+    // from Envoy Gateway's cache (not from the filter server): the router and add_response on
+    // HTTPS, none on HTTP (where cert-manager's HTTP-01 solver must be reached without the
+    // router, and where probes, as on HTTPS, get Envoy's own answer in passive health). Which
+    // of them run on which route, in what order, is the static file's comparison
+    // (`static_file_routes_and_filters_as_generated`).
     for (section, port) in [("https", "PORT_HTTPS"), ("http", "PORT_HTTP")] {
         let chain = wasm_chain(&eg.config_dump(), render::port(port));
         let on = render::wasm_sources_on(&w.rendered, section);
@@ -435,7 +484,9 @@ fn wasm_fetched_and_pinned() -> Result<(), Failed> {
         let mut got: Vec<&str> = chain.iter().map(|(_, _, s, _)| s.as_str()).collect();
         want.sort();
         got.sort();
-        check(!want.is_empty() && got == want, || format!("Wasm filters on the {section} listener {chain:#?}, want its policies' {on:#?}"))?;
+        check(got == want && (section == "http" || !want.is_empty()), || {
+            format!("Wasm filters on the {section} listener {chain:#?}, want its policies' {on:#?}")
+        })?;
         for (n, _, _, uri) in &chain {
             check(uri.contains(gateway::files::EG_WASM_HOST), || format!("{n} fetched by Envoy from {uri}, not from Envoy Gateway's cache"))?;
         }
@@ -565,13 +616,13 @@ fn broken_source(v: Variant) -> Result<(), Failed> {
     check(!status::all_true(&s, "Accepted"), || format!("{v:?}: policy Accepted anyway: {conds:?}"))?;
     // What a client gets: nothing the router decides reaches a backend without it.
     let mut answers = Vec::new();
-    for req in [Req::new("GET", &format!("/ipfs/{CID0}/a%20b")), Req::new("POST", "/api/v0/shutdown"), Req::new("GET", "/")] {
+    for req in [Req::new("GET", &format!("/ipfs/{CID0}/a%20b")), Req::new("POST", "/api/v0/shutdown"), Req::new("POST", "/")] {
         let r = send(&req);
         eprintln!("{v:?}: {} {} -> {r:?}", req.method, req.target);
         answers.push((req.target.clone(), r));
     }
     // Envoy Gateway fails the policy closed (the router is failOpen: false): every route the
-    // policies target, health's `/` included, answers 500 itself and no filter runs.
+    // policies target answers 500 itself and no filter runs.
     for (t, r) in &answers {
         match r {
             Ok((500, b, _)) if b == "none" => {}
@@ -579,9 +630,12 @@ fn broken_source(v: Variant) -> Result<(), Failed> {
         }
     }
     // Clean gateway reads need no filter: the native read route, which no policy targets,
-    // still serves them.
+    // still serves them; and probes still get their 200 from Envoy (passive health: the
+    // proxy is up, which it is).
     let (st, b, _) = send(&Req::new("GET", &format!("/ipfs/{CID0}")))?;
     check(b == "gateway", || format!("{v:?}: a clean gateway read with the router's policy broken: {st} via {b}"))?;
+    let (st, b, body) = send(&Req::new("GET", "/"))?;
+    check(st == 200 && b == "none", || format!("{v:?}: a probe with the router's policy broken: {st} via {b}: {body}"))?;
     // The reason is in the status message: the checksum, or the failed download.
     let msg = conds.iter().find(|c| c.0 == "Accepted").map(|c| c.3.clone()).unwrap_or_default();
     let want = match v {
@@ -628,16 +682,9 @@ fn generated_facts(dump: &Value) -> gateway::compare::Facts {
     let h = hcm(dump, port);
     let mut facts = Facts::new();
     hcm_facts(&l, &h, &mut facts);
-    let rc_name = h["rds"]["route_config_name"].as_str().expect("RDS route config name").to_string();
-    let mut rc = Value::Null;
     let mut clusters = Vec::new();
     let mut endpoints = Vec::new();
     for c in dump["configs"].as_array().unwrap() {
-        for r in c["dynamic_route_configs"].as_array().into_iter().flatten() {
-            if r["route_config"]["name"] == rc_name.as_str() {
-                rc = r["route_config"].clone();
-            }
-        }
         for x in c["dynamic_active_clusters"].as_array().into_iter().flatten() {
             clusters.push(x["cluster"].clone());
         }
@@ -653,13 +700,7 @@ fn generated_facts(dump: &Value) -> gateway::compare::Facts {
             .and_then(|e| e["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"].as_u64());
         port.and_then(|p| w.backends.iter().find(|(_, b)| b.port() as u64 == p).map(|(n, _)| n.clone())).unwrap_or(format!("cluster {name}"))
     };
-    let vh = rc["virtual_hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["domains"].as_array().is_some_and(|d| d.iter().any(|d| d == DOMAIN)))
-        .cloned()
-        .unwrap_or_else(|| panic!("no virtual host for {DOMAIN} in {rc_name}"));
+    let vh = vhost(dump, port);
     route_facts(vh["routes"].as_array().unwrap(), &h, &role_of, &mut facts);
     let mut seen = std::collections::BTreeSet::new();
     for c in &clusters {
@@ -683,6 +724,11 @@ const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
     // On purpose.
     ("wasm:health fail_open", "false", "true", "the policy lets requests pass a broken health filter (failOpen)"),
     ("route health ", "answer 200", "to gateway, path rewritten to /ipfs/bafkqaaa, timeout 5s", "templates: a passed-on probe reads the empty block from Kubo (200 = Kubo serves), within a probe's 5 s; envoy.yaml answers itself"),
+    // Passive health (the render's): Envoy Gateway's probes route answers a GET or HEAD of a
+    // health path itself, whatever its mark, before any filter; envoy.yaml's health filter
+    // answers it (the file serves every health mode), so its routes refuse what gets past.
+    ("filters run on GET /", "wasm:health -> wasm:router", "none", "templates: the probes route (Envoy's direct response) where health's answers are fixed"),
+    ("route ", "answer 403", "answer 200", "the same: a GET of a health path is answered 200 by the probes route, by envoy.yaml's health filter before routing"),
     ("route (none) ", "answer 403", "answer 500", "both refuse an unmarked request; a Gateway API rule without a backend answers 500 on every implementation, envoy.yaml's direct answer is 403"),
     ("route other ", "answer 403", "answer 500", "the same for a mark no route knows"),
     // The exact paths (`/`, /api/v0/add) have routes of their own, on which their filters run:
@@ -955,7 +1001,10 @@ fn main() {
         t("tls_with_the_test_certificate", tls_with_the_test_certificate),
         t("rate_limit_on_the_api_routes", rate_limit_on_the_api_routes),
         t("health_passive_answers_probes_without_touching_a_backend", || on_taps(Variant::HealthPassive, health::passive_answers_probes_without_touching_a_backend)),
-        t("health_active_mode_follows_a_backend_killed_and_restarted", || on_taps(Variant::HealthActive, health::active_mode_follows_a_backend_killed_and_restarted)),
+        t("health_active_mode_follows_a_backend_killed_and_restarted", || {
+            deployer_active_health();
+            on_taps(Variant::HealthActive, health::active_mode_follows_a_backend_killed_and_restarted)
+        }),
         t("http_1_trailers_reach_the_client", trailers_reach_the_client),
         // The shared end-to-end cases, on the real daemons (one Envoy Gateway for all).
         t("add_through_the_cluster_answers_as_kubo", || on_daemons(add::answers_as_kubo)),

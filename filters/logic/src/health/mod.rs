@@ -266,6 +266,15 @@ impl HealthConfig {
         })
     }
 
+    /// Whether every answer is fixed: passive mode answering everyone, so a
+    /// GET or HEAD on a health path always gets [`ok_answer`] and the proxy
+    /// can give it without this filter (Envoy's own `direct_response`; the
+    /// deployer does so under Envoy Gateway). Active mode answers from the
+    /// checks, `answer: agents` by User-Agent: those need the filter.
+    pub fn answers_are_fixed(&self) -> bool {
+        self.active.is_none() && self.answer == Answer::All
+    }
+
     /// Whether this filter answers the request itself. `path` is the raw
     /// `:path`; the query is ignored (probes sometimes add one).
     pub fn takes(&self, method: &str, path: &[u8], user_agent: Option<&[u8]>) -> bool {

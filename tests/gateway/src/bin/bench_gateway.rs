@@ -1,12 +1,14 @@
-//! `cargo run --release -p gateway --bin bench_gateway -- [--rounds N] [--seconds S] [--requests N] [--escaped]`:
+//! `cargo run --release -p gateway --bin bench_gateway -- [--rounds N] [--seconds S] [--requests N] [--escaped] [--health-config FILE]`:
 //! the edge's per-request cost on the Envoy that the real Envoy Gateway generates from
 //! `deployer render`'s objects (standalone mode, as tests/gateway runs it), against the same
 //! objects without the EnvoyExtensionPolicies, measured in the same run (BENCHMARKS.md, "The
 //! generated chain").
 //!
-//! - side A: the rendered objects as they are (health, router and add_response, each on the
-//!   routes its policy names);
-//! - side B, the baseline: the same objects without the EnvoyExtensionPolicies. Nothing marks
+//! - side A: the rendered objects as they are (the router and add_response, each on the
+//!   routes its policy names; the probes route, or with `--health-config` naming active mode
+//!   or `answer: agents`, the health filter: `deployer render --health-config FILE`);
+//! - side B, the baseline: the same objects without the EnvoyExtensionPolicies, and without
+//!   the probes route (which would give side B's probe Envoy's own 200 too). Nothing marks
 //!   a request there, so the client sends the router's mark itself (the rendered gateway rule
 //!   matches `x-ipfs-edge-backend: gateway`), and the ClientTrafficPolicy's early removal of a
 //!   client's mark is dropped on this side only (with it, the mark is gone before routing and
@@ -26,8 +28,9 @@
 //!    within a round, so the figure is the median over rounds of the round's difference);
 //! 3. health probes on the HTTP listener (plain text, a connection per probe, `GoogleHC/1.0`),
 //!    per second and in Envoy's CPU time per probe:
-//!    A's health filter against B's answer to the same request, the rendered redirect to
-//!    HTTPS (`301`), Envoy's own answer without a backend.
+//!    A's answer (Envoy's own direct response on the probes route, or the health filter)
+//!    against B's answer to the same request, the rendered redirect to HTTPS (`301`), Envoy's
+//!    own answer without a backend.
 //!
 //! Then, once, both sides up at once, B in a second network namespace (its own loopback, so
 //! Envoy Gateway's fixed ports are free there; its own backend and filter server), for what
@@ -111,7 +114,18 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("edge-bench-gateway-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let rendered = render::render(DOMAIN, &dir.join("rendered"));
+    let health_config = args.iter().position(|a| a == "--health-config").and_then(|i| args.get(i + 1));
+    let rendered = match health_config {
+        Some(f) => render::render_with(DOMAIN, &dir.join("rendered"), &["--health-config".as_ref(), std::ffi::OsStr::new(f)]),
+        None => render::render(DOMAIN, &dir.join("rendered")),
+    };
+    // Who answers side A's probes: Envoy itself (the probes route), or the health filter.
+    let probes_route = format!("{}-probes", render::value("NAME"));
+    let prober = if rendered.iter().any(|o| render::kind(o) == "HTTPRoute" && render::name(o) == probes_route) {
+        "Envoy's direct response"
+    } else {
+        "health.wasm"
+    };
     let backend = SocketAddr::from((Ipv4Addr::LOCALHOST, ok_backend::spawn()));
     let eg_objects = render::for_envoy_gateway(&rendered);
     let mut objects = render::with_backends(&eg_objects, &|_| Some(backend));
@@ -121,7 +135,7 @@ fn main() {
     let files_addr = files.addr;
 
     let edge_objects = objects.clone();
-    let base_objects = without_filters(&objects);
+    let base_objects = without_filters(&objects, &probes_route);
     let ports = [render::port("PORT_HTTP"), render::port("PORT_HTTPS")];
     let https = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[1]));
     let http = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[0]));
@@ -192,12 +206,12 @@ fn main() {
     }
     let (pb, pa) = (med(1, |f| f.probes), med(0, |f| f.probes));
     println!(
-        "| health probes per second (`GET /` on the HTTP listener, a connection per probe) | {pb:.0} (`{base_probe_answer}`: the rendered redirect) | {pa:.0} (health) | {:.3} | >= 0.90 |",
+        "| health probes per second (`GET /` on the HTTP listener, a connection per probe) | {pb:.0} (`{base_probe_answer}`: the rendered redirect) | {pa:.0} ({prober}) | {:.3} | >= 0.90 |",
         pa / pb
     );
     let (qb, qa) = (med(1, |f| f.probe_cpu_us), med(0, |f| f.probe_cpu_us));
     println!(
-        "| Envoy CPU per health probe (us; its inverse is the probes per second Envoy's own cores allow) | {qb:.1} (the rendered redirect) | {qa:.1} (health) | {:.3} (baseline / rendered), {:+.1} us | >= 0.90 |",
+        "| Envoy CPU per health probe (us; its inverse is the probes per second Envoy's own cores allow) | {qb:.1} (the rendered redirect) | {qa:.1} ({prober}) | {:.3} (baseline / rendered), {:+.1} us | >= 0.90 |",
         qb / qa,
         qa - qb
     );
@@ -212,7 +226,7 @@ fn main() {
         let files_b = FileServer::spawn(files_addr, e2e::wasm_dir()).expect("filter server (second namespace)");
         let mut objs = render::with_backends(&eg_objects, &|_| Some(backend_b));
         objs.extend(secrets.clone());
-        let eg = EnvoyGateway::start(&without_filters(&objs), &ports).unwrap_or_else(|e| panic!("Envoy Gateway (Base, second namespace):\n{e}"));
+        let eg = EnvoyGateway::start(&without_filters(&objs, &probes_route), &ports).unwrap_or_else(|e| panic!("Envoy Gateway (Base, second namespace):\n{e}"));
         ready(Side::Base, &reqs, https, http, &cfg, &eg);
         let c: Vec<TlsConn> = (0..n_turns).map(|_| TlsConn::open(https, &cfg).expect("TLS connection (second namespace)")).collect();
         (eg, c, files_b)
@@ -239,11 +253,15 @@ fn main() {
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("edge-gateway-hosts-{}", std::process::id())));
 }
 
-/// Side B's objects: the EnvoyExtensionPolicies left out, and the ClientTrafficPolicy's early
-/// removal of the router's header dropped so that the client's own mark routes the request
-/// (the router, which sets it on side A after that removal, is not there).
-fn without_filters(objects: &[Value]) -> Vec<Value> {
-    let mut out: Vec<Value> = objects.iter().filter(|o| render::kind(o) != "EnvoyExtensionPolicy").cloned().collect();
+/// Side B's objects: the EnvoyExtensionPolicies and the probes route (`probes`) with its
+/// filter left out, and the ClientTrafficPolicy's early removal of the router's header
+/// dropped so that the client's own mark routes the request (the router, which sets it on
+/// side A after that removal, is not there).
+fn without_filters(objects: &[Value], probes: &str) -> Vec<Value> {
+    let left_out = |o: &Value| {
+        matches!(render::kind(o), "EnvoyExtensionPolicy" | "HTTPRouteFilter") || (render::kind(o) == "HTTPRoute" && render::name(o) == probes)
+    };
+    let mut out: Vec<Value> = objects.iter().filter(|o| !left_out(o)).cloned().collect();
     let mut dropped = false;
     for p in out.iter_mut().filter(|o| render::kind(o) == "ClientTrafficPolicy") {
         let Some(remove) = p["spec"]["headers"]["earlyRequestHeaders"]["remove"].as_array_mut() else { continue };
