@@ -712,9 +712,10 @@ fn generated_facts(dump: &Value) -> gateway::compare::Facts {
     facts
 }
 
-/// Where the static file and the generated configuration differ: (fact prefix, value in
-/// envoy.yaml, value generated, why). Values must match exactly; any other difference fails,
-/// and so does an entry that no longer matches anything (a fixed gap must leave the list).
+/// Where the static file and the generated configuration differ: (fact prefix, or `route *
+/// <path>` for one path under every mark; value in envoy.yaml, value generated, why). Values
+/// must match exactly; any other difference fails, and so does an entry that no longer
+/// matches anything (a fixed gap must leave the list).
 const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
     // Envoy Gateway has no field for Envoy's Wasm failure_policy: a crashed VM is not
     // reloaded on a cluster (FAIL_RELOAD in envoy.yaml).
@@ -728,7 +729,7 @@ const EXPECTED_DIFFERENCES: &[(&str, &str, &str, &str)] = &[
     // health path itself, whatever its mark, before any filter; envoy.yaml's health filter
     // answers it (the file serves every health mode), so its routes refuse what gets past.
     ("filters run on GET /", "wasm:health -> wasm:router", "none", "templates: the probes route (Envoy's direct response) where health's answers are fixed"),
-    ("route ", "answer 403", "answer 200", "the same: a GET of a health path is answered 200 by the probes route, by envoy.yaml's health filter before routing"),
+    ("route * /", "answer 403", "answer 200", "the same: a GET of a health path is answered 200 by the probes route, by envoy.yaml's health filter before routing"),
     ("route (none) ", "answer 403", "answer 500", "both refuse an unmarked request; a Gateway API rule without a backend answers 500 on every implementation, envoy.yaml's direct answer is 403"),
     ("route other ", "answer 403", "answer 500", "the same for a mark no route knows"),
     // The exact paths (`/`, /api/v0/add) have routes of their own, on which their filters run:
@@ -782,7 +783,9 @@ fn static_file_routes_and_filters_as_generated() -> Result<(), Failed> {
         let y = digests_elided(y);
         // The list holds for every method probed (`route <mark> <path>`).
         let k = gateway::compare::METHODS.iter().fold(k.clone(), |k, m| k.replacen(&format!("route {m} "), "route ", 1));
-        EXPECTED_DIFFERENCES.iter().position(|(p, ex, ey, _)| k.starts_with(p) && x == ex && y == *ey)
+        // `route * <path>`: that path whatever the mark, and no other path.
+        let any_mark = k.strip_prefix("route ").and_then(|r| r.split_once(' ')).map(|(_, path)| format!("route * {path}"));
+        EXPECTED_DIFFERENCES.iter().position(|(p, ex, ey, _)| (k.starts_with(p) || any_mark.as_deref() == Some(*p)) && x == ex && y == *ey)
     };
     let unexpected: Vec<String> =
         diff.iter().filter(|d| expected(d).is_none()).map(|(k, x, y)| format!("{k}\n    envoy.yaml: {x}\n    generated:  {y}")).collect();
