@@ -241,12 +241,6 @@ fn wasm_filters_on(objs: &[Object], mesh: Mesh, gateway: &str, l: &Listener, rou
 /// default, whose answers Envoy Gateway gives itself) and one that needs the health filter.
 const HEALTH_MODES: [&str; 2] = ["{}", r#"{"answer": "agents"}"#];
 
-fn sample_with_health(mesh: Mesh, health: &str) -> Vec<Object> {
-    let mut plan = crate::config::Settings { mesh: Some(mesh), replicas: Some(3), ..Default::default() }.plan().unwrap();
-    plan.health = Some(serde_json::from_str(health).unwrap());
-    crate::render::tests::render_plan(&plan)
-}
-
 /// The direct response a route rule gives through an Envoy Gateway HTTPRouteFilter it names
 /// (`ExtensionRef`), if any.
 fn direct_response<'a>(objs: &'a [Object], rule: &Value) -> Option<&'a Value> {
@@ -262,7 +256,7 @@ fn direct_response<'a>(objs: &'a [Object], rule: &Value) -> Option<&'a Value> {
 fn acme_challenge_reaches_the_solver_probes_are_answered_and_the_rest_of_http_redirects() {
     let v = Values::defaults();
     for (mesh, health) in [(Mesh::EnvoyGateway, HEALTH_MODES[0]), (Mesh::EnvoyGateway, HEALTH_MODES[1]), (Mesh::Istio, HEALTH_MODES[0])] {
-        let objs = sample_with_health(mesh, health);
+        let objs = crate::render::tests::render_plan(&crate::render::tests::plan_with_health(mesh, 3, health));
         // Envoy Gateway answers a fixed health answer itself; otherwise the health filter does.
         let fixed = mesh == Mesh::EnvoyGateway && edge_logic::health::HealthConfig::from_json(health.as_bytes()).unwrap().answers_are_fixed();
         let gateway = of_kind(&objs, "Gateway")[0].name().to_string();

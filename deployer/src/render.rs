@@ -147,13 +147,13 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
             _ => return Err(Error::Usage(format!("{key} must be a JSON object"))),
         }
     }
+    let health = health_config(values.need("FILTER_CONFIG_HEALTH")?)?;
     let mut router: Value = serde_json::from_str(values.need("FILTER_CONFIG_ROUTER")?).unwrap_or_default();
-    router_health_paths(&mut router, values.need("FILTER_CONFIG_HEALTH")?)?;
+    router_health_paths(&mut router, &health)?;
     let tokens = input.generated.api_tokens.clone().unwrap_or_default();
     values.set("FILTER_CONFIG_ROUTER", with_token_digests(&router, &tokens, &[]).to_string());
     let cfg = add_response_config(values.need("FILTER_CONFIG_ADD_RESPONSE")?, &input.plan.kubo_image, values.need("MAX_UPLOAD_BYTES")?)?;
     values.set("FILTER_CONFIG_ADD_RESPONSE", cfg.to_string());
-    let health = health_config(values.need("FILTER_CONFIG_HEALTH")?)?;
     let (unmarked, marked) = health_matches(&health);
     values.set("HEALTH_MATCHES", unmarked.to_string());
     values.set("HEALTH_MATCHES_MARKED", marked.to_string());
@@ -212,7 +212,7 @@ pub fn render(input: &Input) -> Result<Vec<Object>, Error> {
 /// leaves every switch between modes a change of configuration only.
 fn fixed_health_answers(objects: &mut Vec<Object>, health: &edge_logic::health::HealthConfig, name: &str) {
     let [probes, ok, http_policy] = fixed_health_objects(name);
-    let is = |o: &Object, (kind, n): &(&str, String)| o.kind() == *kind && o.name() == n;
+    let is = |o: &Object, ((_, _, kind), n): &(Gvk, String)| o.kind() == *kind && o.name() == n;
     if health.answers_are_fixed() {
         objects.retain(|o| !is(o, &http_policy));
     } else {
@@ -220,10 +220,19 @@ fn fixed_health_answers(objects: &mut Vec<Object>, health: &edge_logic::health::
     }
 }
 
-/// (kind, name) of the probes route, its direct response, and the HTTP listener's health
-/// policy: the objects [`fixed_health_answers`] chooses between.
-fn fixed_health_objects(name: &str) -> [(&'static str, String); 3] {
-    [("HTTPRoute", format!("{name}-probes")), ("HTTPRouteFilter", format!("{name}-health-ok")), ("EnvoyExtensionPolicy", format!("{name}-health-http"))]
+/// (group, version, kind) of an object.
+pub type Gvk = (&'static str, &'static str, &'static str);
+
+const HTTP_ROUTE: Gvk = ("gateway.networking.k8s.io", "v1", "HTTPRoute");
+
+/// The probes route, its direct response, and the HTTP listener's health policy: the objects
+/// [`fixed_health_answers`] chooses between.
+fn fixed_health_objects(name: &str) -> [(Gvk, String); 3] {
+    [
+        (HTTP_ROUTE, format!("{name}-probes")),
+        (("gateway.envoyproxy.io", "v1alpha1", "HTTPRouteFilter"), format!("{name}-health-ok")),
+        (("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"), format!("{name}-health-http")),
+    ]
 }
 
 /// Every object a render may leave out, depending on the configuration, as (group, version,
@@ -231,17 +240,12 @@ fn fixed_health_objects(name: &str) -> [(&'static str, String); 3] {
 /// configuration's object never outlives it (a native read route serving reads the router now
 /// refuses, a probes route answering 200 where active health should say 503). Only Envoy
 /// Gateway's templates have such objects.
-pub fn optional_objects(p: &Plan) -> Vec<((&'static str, &'static str, &'static str), String)> {
+pub fn optional_objects(p: &Plan) -> Vec<(Gvk, String)> {
     if p.mesh != Mesh::EnvoyGateway {
         return Vec::new();
     }
-    let gvk = |kind: &str| match kind {
-        "HTTPRoute" => ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "HTTPRouteFilter" => ("gateway.envoyproxy.io", "v1alpha1", "HTTPRouteFilter"),
-        _ => ("gateway.envoyproxy.io", "v1alpha1", "EnvoyExtensionPolicy"),
-    };
-    let mut out = vec![(gvk("HTTPRoute"), native_reads_route(&p.name))];
-    out.extend(fixed_health_objects(&p.name).into_iter().map(|(k, n)| (gvk(k), n)));
+    let mut out = vec![(HTTP_ROUTE, native_reads_route(&p.name))];
+    out.extend(fixed_health_objects(&p.name));
     out
 }
 
@@ -404,10 +408,8 @@ fn add_response_config(base: &str, kubo_image: &str, max_upload: &str) -> Result
 /// The router marks `health` the paths the health filter answers: one fact, kept in the
 /// health filter's `paths`. A router configuration that names other paths is an error (the
 /// health route would not match what the router sends to it).
-fn router_health_paths(router: &mut Value, health: &str) -> Result<(), Error> {
-    let paths = edge_logic::health::HealthConfig::from_json(health.as_bytes())
-        .map_err(|e| Error::Usage(format!("FILTER_CONFIG_HEALTH: {e}")))?
-        .paths;
+fn router_health_paths(router: &mut Value, health: &edge_logic::health::HealthConfig) -> Result<(), Error> {
+    let paths = health.paths.clone();
     let Some(cfg) = router.as_object_mut() else { return Ok(()) };
     match cfg.get("health_paths") {
         None => {
@@ -565,6 +567,13 @@ pub mod tests {
 
     pub fn sample(mesh: Mesh, replicas: u32) -> Vec<Object> {
         render_plan(&Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap())
+    }
+
+    /// The default plan for `mesh` with `replicas` and the health configuration `health`.
+    pub fn plan_with_health(mesh: Mesh, replicas: u32, health: &str) -> Plan {
+        let mut plan = Settings { mesh: Some(mesh), replicas: Some(replicas), ..Default::default() }.plan().unwrap();
+        plan.health = Some(serde_json::from_str(health).unwrap());
+        plan
     }
 
     /// `plan` rendered with fresh identities and the fake filters.
@@ -836,7 +845,7 @@ pub mod tests {
 
     #[test]
     fn the_router_marks_health_where_the_health_filter_answers() {
-        let health = r#"{"paths": ["/", "/healthz"]}"#;
+        let health = &health_config(r#"{"paths": ["/", "/healthz"]}"#).unwrap();
         let mut router = serde_json::json!({"preset": "read-only"});
         router_health_paths(&mut router, health).unwrap();
         assert_eq!(router["health_paths"], serde_json::json!(["/", "/healthz"]));
@@ -1002,8 +1011,7 @@ pub mod tests {
     #[test]
     fn probes_are_envoys_own_answer_only_where_the_health_answers_are_fixed() {
         let with = |health: &str, mesh: Mesh| {
-            let mut plan = Settings { mesh: Some(mesh), ..Default::default() }.plan().unwrap();
-            plan.health = Some(serde_json::from_str(health).unwrap());
+            let plan = plan_with_health(mesh, 1, health);
             (render_plan(&plan), plan)
         };
         let names = |objs: &[Object]| objs.iter().map(|o| format!("{}/{}", o.kind(), o.name())).collect::<Vec<_>>();

@@ -281,6 +281,12 @@ pub fn policies_on(objects: &[Value], section: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The name of the probes route the deployer renders where health's answers are fixed
+/// (manifests/kubernetes/envoy-gateway/native-health.yaml).
+pub fn probes_route() -> String {
+    format!("{}-probes", value("NAME"))
+}
+
 /// Writes the objects as one YAML stream (what the File provider watches).
 pub fn write_stream(objects: &[Value], path: &Path) {
     let mut text = String::new();

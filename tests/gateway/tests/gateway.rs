@@ -137,7 +137,8 @@ fn health_objects(v: Variant) -> Vec<Value> {
     let w = world();
     let chosen = |o: &Value| matches!(render::kind(o), "HTTPRoute" | "HTTPRouteFilter" | "EnvoyExtensionPolicy");
     let ours = renders.entry(config.clone()).or_insert_with(|| {
-        let dir = std::env::temp_dir().join(format!("edge-gateway-render-{}-{:?}", std::process::id(), v));
+        // Beside the world's render, in the directory removed at the end.
+        let dir = std::env::temp_dir().join(format!("edge-gateway-render-{}", std::process::id())).join(format!("{v:?}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("health.json");
@@ -247,7 +248,7 @@ fn wait_health_live(eg: &EnvoyGateway, v: Variant) {
     let objects = objects_for(v);
     let fixed: Vec<String> = objects
         .iter()
-        .filter(|o| render::kind(o) == "HTTPRoute" && render::name(o) == format!("{}-probes", world().name))
+        .filter(|o| render::kind(o) == "HTTPRoute" && render::name(o) == render::probes_route())
         .flat_map(|r| r["spec"]["rules"][0]["matches"].as_array().cloned().unwrap_or_default())
         .filter_map(|m| m["path"]["value"].as_str().map(String::from))
         .collect::<std::collections::BTreeSet<_>>()

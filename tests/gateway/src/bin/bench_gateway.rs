@@ -120,7 +120,7 @@ fn main() {
         None => render::render(DOMAIN, &dir.join("rendered")),
     };
     // Who answers side A's probes: Envoy itself (the probes route), or the health filter.
-    let probes_route = format!("{}-probes", render::value("NAME"));
+    let probes_route = render::probes_route();
     let prober = if rendered.iter().any(|o| render::kind(o) == "HTTPRoute" && render::name(o) == probes_route) {
         "Envoy's direct response"
     } else {
